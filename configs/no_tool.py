@@ -1,0 +1,9 @@
+# In-weight learning: 1000 people x 4 attributes = 4000 facts, answered from the weights.
+# A 2-layer, width-64 Transformer (165K parameters). Target (2 CPU cores, < 15 min): >= 95% recall.
+out_dir = 'out/no_tool'
+tool = False
+mix_qa = 1.0
+mix_qa_tool = 0.0
+n_people = 1000
+held_out = 0.0   # every person's QA is trained on: 4000 facts
+max_iters = 6000

@@ -1,0 +1,116 @@
+"""
+Answer questions with a trained model; with --tool the model writes SQL, this program runs it
+read-only against the database and feeds the result back, and the model answers.
+
+    python sample.py --out_dir=out/tool --tool                                   # interactive
+    python sample.py --out_dir=out/tool --tool --question="Where was Ada Quinn born?"
+    python sample.py --out_dir=out/no_tool --eval                                # recall per split
+
+With no --out_dir, the default experiment's (out/default). `answer()` is the one answering loop:
+train.py's evaluation calls it too.
+"""
+import os
+import sys
+
+import torch
+
+import data
+from db import run_sql
+from model import generate
+
+
+def answer(model, questions, tool=False, db_path=None, batch_size=256, max_new_tokens=128):
+    """Batched greedy answering. -> one dict per question: {'answer', 'sql', 'result'}.
+    Tool mode: generation stops at END_SQL or EOT; rows that wrote a query get its result
+    appended (<|result|>...<|/result|>) and continue until EOT."""
+    out = []
+    for i in range(0, len(questions), batch_size):
+        prompts = [data.prompt_ids(q) for q in questions[i:i + batch_size]]
+        first = generate(model, prompts, max_new_tokens, {data.EOT, data.END_SQL} if tool else {data.EOT})
+        rows = [{'answer': '', 'sql': None, 'result': None} for _ in prompts]
+        again = []  # (row, prompt + query + result)
+        for r, (p, g) in enumerate(zip(prompts, first)):
+            if tool and g and g[-1] == data.END_SQL:
+                sql = data.decode([t for t in g if t < 256])  # the bytes between <|sql|> and <|/sql|>
+                result = run_sql(sql, db_path)
+                rows[r].update(sql=sql, result=result)
+                again.append((r, p + g + [data.RESULT] + data.encode(result) + [data.END_RESULT]))
+            else:
+                rows[r]['answer'] = data.decode([t for t in g if t != data.EOT])
+        if again:
+            second = generate(model, [p for _, p in again], max_new_tokens, {data.EOT})
+            for (r, _), g in zip(again, second):
+                rows[r]['answer'] = data.decode([t for t in g if t != data.EOT])
+        out += rows
+    return out
+
+
+def load(out_dir, device='cpu'):
+    """-> (model, config) from the newest checkpoint in out_dir; a clear exit on any problem."""
+    import train
+    if not os.path.exists(out_dir):
+        sys.exit(f"error: {out_dir} not found (train first: python train.py ...)")
+    path, ckpt = train.load_checkpoint(out_dir)
+    if ckpt is None:
+        sys.exit(f"error: no readable checkpoint in {out_dir}")
+    if ckpt.get('tokenizer') != data.TOKENIZER:
+        sys.exit(f"error: {path} uses another vocabulary/tokenizer than this code ({ckpt.get('tokenizer')!r})")
+    cfg = ckpt['config']
+    model, trainable = train.build_for_training(cfg, train.data_dir_of(cfg))
+    try:
+        trainable.load_state_dict(ckpt['model'])
+    except RuntimeError as e:
+        sys.exit(f"error: {path} does not fit the model its config describes ({str(e).splitlines()[0]})")
+    return model.to(device).eval(), cfg
+
+
+def main(argv):
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--out_dir', default='out/default')
+    ap.add_argument('--tool', action='store_true', help='answer through SQL (default: as the model was trained)')
+    ap.add_argument('--no_tool', action='store_true', help='answer from the weights even if trained with the tool')
+    ap.add_argument('--question', help='answer this question and exit')
+    ap.add_argument('--eval', action='store_true', help='recall on every split, as a table')
+    ap.add_argument('--max_per_split', type=int, default=0, help='--eval: questions per split (0 = all)')
+    ap.add_argument('--seed', type=int, default=0, help='unused by greedy decoding; kept for a uniform CLI')
+    ap.add_argument('--device', default='cpu')
+    args = ap.parse_args(argv)
+    torch.manual_seed(args.seed)
+    import train
+    model, cfg = load(args.out_dir, args.device)
+    tool = args.tool or (cfg['tool'] and not args.no_tool)
+    data_dir = train.data_dir_of(cfg)
+    db_path = os.path.join(data_dir, 'people.db')
+    if tool and not os.path.exists(db_path):
+        sys.exit(f"error: {db_path} not found; run `python data.py all --data_dir {data_dir}`")
+    print(f"{args.out_dir}: {cfg['arch']}, {model.num_params():,} params, answering {'through SQL' if tool else 'from the weights'}")
+    if args.eval:
+        qs = train.eval_questions(data_dir, tool, args.max_per_split)
+        print(f"{'split':10s} {'questions':>10s} {'recall':>8s}")
+        for split, items in qs.items():
+            got = answer(model, [q for q, _ in items], tool, db_path)
+            hits = sum(gold in a['answer'] for (_, gold), a in zip(items, got))
+            print(f"{split:10s} {len(items):>10d} {hits / max(1, len(items)):>8.3f}")
+        return
+    questions = [args.question] if args.question else None
+    while True:
+        if questions is None:
+            try:
+                q = input('question> ').strip()
+            except EOFError:
+                return
+            if not q:
+                continue
+        else:
+            q = questions.pop()
+        a = answer(model, [q], tool, db_path)[0]
+        if a['sql'] is not None:
+            print(f"  SQL:    {a['sql']}\n  result: {a['result']}")
+        print(f"  answer: {a['answer']}")
+        if questions is not None and not questions:
+            return
+
+
+if __name__ == '__main__':
+    main(sys.argv[1:])

@@ -1,0 +1,549 @@
+"""
+Train a model on the people data, evaluate recall, checkpoint the full state for crash restart.
+
+    python train.py                                  # the default experiment (= configs/tool.py)
+    python train.py configs/no_tool.py               # a config file overrides the defaults below
+    python train.py configs/tool.py --n_people=2000  # then --key=value overrides
+    torchrun --nproc-per-node 2 train.py configs/tool.py             # DDP, one node
+    torchrun --nnodes 2 --node-rank 0 --nproc-per-node 8 --master-addr HOST --master-port 29500 train.py ...
+
+Running the same command again resumes from the last checkpoint in out_dir. Data and the SQLite
+database are generated on first use. As a library: `results = train(get_config([...]))`.
+"""
+import ast
+import contextlib
+import json
+import math
+import os
+import signal
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import data
+
+# ----------------------------------------------------------------------------- default config
+DEFAULTS = dict(
+    # I/O
+    out_dir='out/default',      # checkpoints, metrics.jsonl, results.json, curves.png
+    data_dir='',                # '' -> data/<people options>, generated if missing
+    seed=0,                     # model init and data order
+    device='auto',              # 'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1'
+    # data (see data.py; the same options always give the same people)
+    n_people=1000,              # people in the train + held_out splits
+    held_out=0.2,               # fraction of n_people whose QA is never trained on
+    n_unseen=100,               # people with first names seen nowhere in training
+    data_seed=0,                # which people
+    bios_per_person=1,          # biographies (paraphrases) per person
+    tool=True,                  # evaluate by answering through SQL (the model was taught the tool)
+    mix_qa=0.0,                 # copies per epoch of the train split's QA answered from the weights
+    mix_qa_tool=1.0,            # ... of the QA answered through the tool
+    mix_bios=0.0,               # ... of the biographies (of the splits in bios_splits)
+    bios_splits='train',        # comma list of splits whose biographies are trained on
+    # model
+    arch='transformer',         # 'transformer' or 'mamba'
+    n_layer=2,
+    n_embd=64,
+    n_head=4,
+    mlp_hidden=0,               # 0 -> 4 * n_embd
+    d_state=16,                 # mamba
+    expand=2,                   # mamba
+    # optimization
+    block_size=256,             # tokens per packed row
+    batch_size=16,              # rows per micro-batch per process
+    grad_accum=1,               # micro-batches per step; global batch = batch_size * grad_accum * world
+    max_iters=1500,
+    learning_rate=3e-3,         # peak, after linear warmup
+    min_lr=3e-4,                # end of the cosine decay
+    warmup_iters=100,
+    weight_decay=0.1,
+    beta1=0.9,
+    beta2=0.99,
+    grad_clip=1.0,
+    dtype='auto',               # 'auto' (bfloat16 autocast on GPU, float32 on CPU), 'float32', 'bfloat16'
+    compile=False,              # torch.compile: worth it on GPU, not on CPU
+    # evaluation and checkpoints
+    eval_interval=500,          # steps between recall evaluations (also at the end)
+    eval_max=500,               # questions per split in the evaluations during training (all at the end)
+    eval_batch=256,             # questions generated at once
+    ckpt_interval=250,          # steps between checkpoints
+    log_interval=10,
+    threads=0,                  # torch CPU threads; 0 -> torch's default
+)
+# Resuming with a different value of one of these would silently mix two experiments.
+MUST_MATCH = ['seed', 'n_people', 'held_out', 'n_unseen', 'data_seed', 'bios_per_person', 'tool', 'mix_qa',
+              'mix_qa_tool', 'mix_bios', 'bios_splits', 'arch', 'n_layer', 'n_embd', 'n_head', 'mlp_hidden',
+              'd_state', 'expand', 'block_size', 'batch_size', 'grad_accum']
+
+
+def get_config(argv):
+    """Config files (*.py, executed in order) then --key=value; an unknown key or a wrong type exits."""
+    cfg = dict(DEFAULTS)
+
+    def put(key, value, where):
+        if key not in DEFAULTS:
+            sys.exit(f"error: unknown config key {key!r} in {where}")
+        want = type(DEFAULTS[key])
+        if want is float and type(value) is int:
+            value = float(value)
+        if type(value) is not want:
+            sys.exit(f"error: config key {key!r} in {where} must be {want.__name__}, got {value!r}")
+        cfg[key] = value
+
+    for arg in argv:
+        if arg.startswith('--'):
+            key, eq, text = arg[2:].partition('=')
+            if not eq:
+                sys.exit(f"error: expected --key=value, got {arg!r}")
+            try:
+                value = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                value = text  # a bare string, e.g. --arch=mamba
+            if type(DEFAULTS.get(key)) is str:
+                value = text
+            put(key, value, 'the command line')
+        else:
+            if not os.path.exists(arg):
+                sys.exit(f"error: config file {arg!r} not found")
+            scope = {}
+            exec(open(arg).read(), scope)
+            for key, value in scope.items():
+                if not key.startswith('_') and not callable(value) and not isinstance(value, type(sys)):
+                    put(key, value, arg)
+    return cfg
+
+
+def data_dir_of(cfg):
+    if cfg['data_dir']:
+        return cfg['data_dir']
+    return os.path.join('data', f"p{cfg['n_people']}_h{cfg['held_out']}_u{cfg['n_unseen']}_"
+                                f"b{cfg['bios_per_person']}_s{cfg['data_seed']}")
+
+
+def data_options(cfg):
+    return dict(num=cfg['n_people'], held_out=cfg['held_out'], unseen=cfg['n_unseen'],
+                bios_per_person=cfg['bios_per_person'], seed=cfg['data_seed'])
+
+
+# ----------------------------------------------------------------------------- data pipeline
+SOURCES = {'bios': 'bios', 'qa': 'qa', 'qa_tool': 'qa_tool'}
+
+
+def tokenized(data_dir, source):
+    """All documents of one source rendered to tokens once, cached next to the data as .npz:
+    flat tokens and loss mask, per-document offsets, and each document's split."""
+    path = os.path.join(data_dir, f'tokens_{source}.npz')
+    if not os.path.exists(path):
+        docs = data.read_jsonl(os.path.join(data_dir, data.FILES[source]))
+        rendered = [data.render(d['messages']) for d in docs]
+        lens = np.array([len(ids) for ids, _ in rendered], dtype=np.int64)
+        arrays = dict(tokens=np.concatenate([np.array(ids, dtype=np.uint16) for ids, _ in rendered]),
+                      mask=np.concatenate([np.array(m, dtype=np.uint8) for _, m in rendered]),
+                      offsets=np.concatenate([[0], np.cumsum(lens)]),
+                      split=np.array([data.SPLITS.index(d['split']) for d in docs], dtype=np.uint8))
+        tmp = path + '.tmp.npz'
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    z = np.load(path)
+    return {k: z[k] for k in z.files}
+
+
+class Packer:
+    """Deterministic epochs of packed rows. Each epoch shuffles the documents (seeded by seed and
+    epoch) and fills rows of block_size greedily with whole documents; the rest of a row is padding
+    (loss-masked). Documents never share attention: each token carries its document id (seg) and
+    its position inside the document (pos). The state is just (epoch, row)."""
+
+    def __init__(self, sources, block_size, seed):
+        self.sources, self.T, self.seed = sources, block_size, seed  # sources: [(tok dict, doc ids, copies)]
+        self.epoch, self.row = 0, 0
+        self._pack()
+
+    def state_dict(self):
+        return {'epoch': self.epoch, 'row': self.row}
+
+    def load_state_dict(self, s):
+        self.epoch, self.row = s['epoch'], s['row']
+        self._pack()
+
+    def _pack(self):
+        rng = np.random.default_rng([self.seed, self.epoch])
+        src, doc = [], []
+        for k, (tok, ids, copies) in enumerate(self.sources):
+            n_full, frac = int(copies), copies - int(copies)
+            chosen = [ids] * n_full + ([rng.choice(ids, int(round(frac * len(ids))), replace=False)] if frac else [])
+            for c in chosen:
+                src.append(np.full(len(c), k))
+                doc.append(c)
+        src, doc = np.concatenate(src), np.concatenate(doc)
+        order = rng.permutation(len(doc))
+        self.src, self.doc = src[order], doc[order]
+        lens = np.empty(len(doc), np.int64)
+        for k, (tok, _, _) in enumerate(self.sources):
+            sel = self.src == k
+            lens[sel] = np.diff(tok['offsets'])[self.doc[sel]]
+        lens = np.minimum(lens, self.T)  # a document longer than a row is cut (make_packer warns)
+        row_of, used, r = np.empty(len(lens), np.int64), 0, 0
+        for i, n in enumerate(lens.tolist()):  # greedy: next document goes in the current row if it fits
+            if used + n > self.T:
+                r, used = r + 1, 0
+            row_of[i], used = r, used + n
+        self.lens, self.row_of = lens, row_of
+        self.row_start = np.searchsorted(row_of, np.arange(r + 2))  # documents of row j: [row_start[j], row_start[j+1])
+        self.n_rows = r + 1
+
+    def next_rows(self, n):
+        """The next n rows (the global batch), moving to a new epoch when this one runs out."""
+        if self.row + n > self.n_rows:
+            if n > self.n_rows:
+                sys.exit(f"error: the global batch ({n} rows) is larger than an epoch ({self.n_rows} rows)")
+            self.epoch, self.row = self.epoch + 1, 0
+            self._pack()
+        rows = range(self.row, self.row + n)
+        self.row += n
+        return self.build(rows)
+
+    def build(self, rows):
+        """-> numpy (n, T) arrays: idx, targets, loss mask, pos, seg."""
+        n, T = len(rows), self.T
+        idx = np.full((n, T), data.PAD, np.int64)
+        tgt = np.full((n, T), data.PAD, np.int64)
+        mask = np.zeros((n, T), np.float32)
+        pos = np.zeros((n, T), np.int64)
+        seg = np.full((n, T), -1, np.int64)
+        for i, r in enumerate(rows):
+            at = 0
+            for j in range(self.row_start[r], self.row_start[r + 1]):
+                tok = self.sources[self.src[j]][0]
+                start, L = int(tok['offsets'][self.doc[j]]), int(self.lens[j])
+                ids = tok['tokens'][start:start + L]
+                idx[i, at:at + L] = ids
+                tgt[i, at:at + L - 1] = ids[1:]
+                mask[i, at:at + L - 1] = tok['mask'][start + 1:start + L]  # predict token k+1 where it is written by the model
+                pos[i, at:at + L] = np.arange(L)
+                seg[i, at:at + L] = j
+                at += L
+        return idx, tgt, mask, pos, seg
+
+
+def make_packer(cfg, data_dir, seed_offset=0):
+    splits = {s: data.SPLITS.index(s) for s in data.SPLITS}
+    sources = []
+    for source, copies in [('qa', cfg['mix_qa']), ('qa_tool', cfg['mix_qa_tool']), ('bios', cfg['mix_bios'])]:
+        if copies <= 0:
+            continue
+        tok = tokenized(data_dir, source)
+        allowed = [splits[s] for s in (cfg['bios_splits'].split(',') if source == 'bios' else ['train'])]
+        ids = np.nonzero(np.isin(tok['split'], allowed))[0]
+        if len(ids):
+            sources.append((tok, ids, copies))
+    if not sources:
+        sys.exit("error: nothing to train on: set mix_qa, mix_qa_tool or mix_bios > 0")
+    return Packer(sources, cfg['block_size'], cfg['seed'] + seed_offset)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def list_checkpoints(out_dir):
+    if not os.path.isdir(out_dir):
+        return []
+    return sorted((os.path.join(out_dir, f) for f in os.listdir(out_dir) if f.startswith('ckpt_') and f.endswith('.pt')),
+                  reverse=True)
+
+
+def save_checkpoint(out_dir, state, keep=2):
+    """Atomic: write a temporary file, fsync, rename; then keep only the newest `keep`."""
+    path = os.path.join(out_dir, f"ckpt_{state['step']:08d}.pt")
+    tmp = path + '.tmp'
+    with open(tmp, 'wb') as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fd = os.open(out_dir, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # make the rename itself durable
+    finally:
+        os.close(fd)
+    for old in list_checkpoints(out_dir)[keep:]:
+        os.remove(old)
+    return path
+
+
+def load_checkpoint(out_dir):
+    """The newest readable checkpoint in out_dir (or a file path) -> (path, state) or (None, None).
+    weights_only=True: a checkpoint from elsewhere cannot run code. A corrupt file is reported and
+    the previous checkpoint is used."""
+    paths = [out_dir] if os.path.isfile(out_dir) else list_checkpoints(out_dir)
+    for path in paths:
+        try:
+            return path, torch.load(path, map_location='cpu', weights_only=True)
+        except Exception as e:
+            print(f"warning: checkpoint {path} is unreadable ({type(e).__name__}: {str(e)[:120]}); "
+                  f"trying the previous one", file=sys.stderr)
+    return None, None
+
+
+# ----------------------------------------------------------------------------- evaluation
+def eval_questions(data_dir, tool, max_per_split=0):
+    """{split: [(question, gold answer)]}: the QA of each split, in a fixed shuffled order."""
+    docs = data.read_jsonl(os.path.join(data_dir, data.FILES['qa_tool' if tool else 'qa']))
+    out = {}
+    for s in data.SPLITS:
+        qs = [(d['messages'][0]['content'], d['answer']) for d in docs if d['split'] == s]
+        order = np.random.default_rng(0).permutation(len(qs))
+        out[s] = [qs[i] for i in order[:max_per_split or None]]
+    return out
+
+
+def evaluate(model, cfg, data_dir, max_per_split=0, rank=0, world=1):
+    """Recall per split: the fraction of questions whose generated answer contains the gold value.
+    Under DDP each rank answers every world-th question and the counts are summed."""
+    import sample
+    from db import DB_FILE
+    result = {}
+    for split, qs in eval_questions(data_dir, cfg['tool'], max_per_split).items():
+        mine = qs[rank::world]
+        answers = sample.answer(model, [q for q, _ in mine], tool=cfg['tool'],
+                                db_path=os.path.join(data_dir, DB_FILE), batch_size=cfg['eval_batch'])
+        hits = torch.tensor([sum(gold in a['answer'] for (_, gold), a in zip(mine, answers)), len(mine)])
+        if world > 1:
+            torch.distributed.all_reduce(hits)
+        result[split] = (hits[0] / hits[1]).item() if hits[1] else None
+    return result
+
+
+def plot_curves(out_dir):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    rows = [json.loads(line) for line in open(os.path.join(out_dir, 'metrics.jsonl'))]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    steps = [r['step'] for r in rows if 'loss' in r]
+    a.plot(steps, [r['loss'] for r in rows if 'loss' in r])
+    a.set(xlabel='step', ylabel='training loss (answer tokens)', yscale='log')
+    for split in data.SPLITS:
+        pts = [(r['step'], r['recall'][split]) for r in rows if r.get('recall', {}).get(split) is not None]
+        if pts:
+            b.plot(*zip(*pts), marker='o', label=split)
+    b.set(xlabel='step', ylabel='recall', ylim=(-0.02, 1.02))
+    b.legend()
+    fig.suptitle(out_dir)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out_dir, 'curves.png'), dpi=100)
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- training
+def lr_at(step, cfg):
+    if step < cfg['warmup_iters']:
+        return cfg['learning_rate'] * (step + 1) / cfg['warmup_iters']
+    frac = (step - cfg['warmup_iters']) / max(1, cfg['max_iters'] - cfg['warmup_iters'])
+    return cfg['min_lr'] + 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))) * (cfg['learning_rate'] - cfg['min_lr'])
+
+
+def make_optimizer(model, cfg, device):
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2 and not getattr(p, '_no_weight_decay', False)]
+    no_decay = [p for p in params if not (p.dim() >= 2 and not getattr(p, '_no_weight_decay', False))]
+    groups = [{'params': decay, 'weight_decay': cfg['weight_decay']}, {'params': no_decay, 'weight_decay': 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg['learning_rate'], betas=(cfg['beta1'], cfg['beta2']),
+                             fused=device.type == 'cuda')
+
+
+def build_for_training(cfg, data_dir):
+    """The model this config trains, and the part of it whose state_dict a checkpoint stores.
+    (CALM replaces this: frozen models, trainable composition.)"""
+    from model import build_model, ModelConfig
+    model = build_model(ModelConfig.from_dict({**cfg, 'vocab_size': data.VOCAB_SIZE}))
+    return model, model
+
+
+def setup_distributed(cfg):
+    if 'RANK' not in os.environ:
+        dev = cfg['device'] if cfg['device'] != 'auto' else ('cuda' if torch.cuda.is_available() else 'cpu')
+        return 0, 1, 0, torch.device(dev)
+    rank, world, local = int(os.environ['RANK']), int(os.environ['WORLD_SIZE']), int(os.environ['LOCAL_RANK'])
+    cuda = cfg['device'] != 'cpu' and torch.cuda.is_available()
+    torch.distributed.init_process_group(backend='nccl' if cuda else 'gloo')
+    device = torch.device(f'cuda:{local}' if cuda else 'cpu')
+    if cuda:
+        torch.cuda.set_device(device)
+    return rank, world, local, device
+
+
+def train(cfg):
+    """Train (or resume) the run described by cfg; -> the results dict written to results.json."""
+    from tqdm import tqdm
+    from model import generate  # noqa: F401  (imported here so a broken model.py fails early)
+    rank, world, _, device = setup_distributed(cfg)
+    master = rank == 0
+    if cfg['threads']:
+        torch.set_num_threads(cfg['threads'])
+    out_dir, data_dir = cfg['out_dir'], data_dir_of(cfg)
+    if master:
+        os.makedirs(out_dir, exist_ok=True)
+        data.prepare(data_dir, **data_options(cfg))
+        for source in ('qa', 'qa_tool', 'bios'):
+            tokenized(data_dir, source)
+    if world > 1:
+        torch.distributed.barrier()
+    torch.manual_seed(cfg['seed'])
+    model, trainable = build_for_training(cfg, data_dir)
+    model.to(device)
+    optimizer = make_optimizer(model, cfg, device)
+    packer = make_packer(cfg, data_dir)
+    step, tokens_seen, wall = 0, 0, 0.0
+
+    path, ckpt = load_checkpoint(out_dir)
+    if ckpt is not None:
+        if ckpt.get('tokenizer') != data.TOKENIZER:
+            sys.exit(f"error: {path} was trained with another tokenizer/vocabulary")
+        for k in MUST_MATCH:
+            if ckpt['config'].get(k) != cfg[k]:
+                sys.exit(f"error: cannot resume {path}: config key {k!r} is {cfg[k]!r} here but "
+                         f"{ckpt['config'].get(k)!r} in the checkpoint (use another out_dir)")
+        trainable.load_state_dict(ckpt['model'])
+        optimizer.load_state_dict(ckpt['optimizer'])
+        packer.load_state_dict(ckpt['packer'])
+        torch.set_rng_state(ckpt['rng']['torch'])
+        if device.type == 'cuda' and ckpt['rng'].get('cuda') is not None:
+            torch.cuda.set_rng_state(ckpt['rng']['cuda'])
+        step, tokens_seen, wall = ckpt['step'], ckpt['tokens_seen'], ckpt['wall_seconds']
+        if master:
+            print(f"resumed from {path} at step {step}")
+    if master:
+        with open(os.path.join(out_dir, 'config.json'), 'w') as f:
+            json.dump(cfg, f, indent=1)
+        metrics_path = os.path.join(out_dir, 'metrics.jsonl')
+        if os.path.exists(metrics_path):  # drop what was logged after the checkpoint we resume from
+            kept = [line for line in open(metrics_path) if json.loads(line)['step'] <= step]
+            with open(metrics_path, 'w') as f:
+                f.writelines(kept)
+
+    raw = model
+    if cfg['compile']:
+        model = torch.compile(model)
+    if world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == 'cuda' else None)
+    use_bf16 = cfg['dtype'] == 'bfloat16' or (cfg['dtype'] == 'auto' and device.type == 'cuda')
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16)
+
+    stop = {'now': False}
+
+    def on_sigterm(signum, frame):  # cluster preemption: checkpoint at the end of this step, exit cleanly
+        stop['now'] = True
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+    def state():
+        return {'model': trainable.state_dict(), 'optimizer': optimizer.state_dict(), 'step': step,
+                'packer': packer.state_dict(), 'config': cfg, 'tokenizer': data.TOKENIZER,
+                'rng': {'torch': torch.get_rng_state(), 'cuda': torch.cuda.get_rng_state() if device.type == 'cuda' else None},
+                'tokens_seen': tokens_seen, 'wall_seconds': wall}
+
+    def log(row):
+        if master:
+            with open(os.path.join(out_dir, 'metrics.jsonl'), 'a') as f:
+                f.write(json.dumps(row) + '\n')
+
+    B, A, T = cfg['batch_size'], cfg['grad_accum'], cfg['block_size']
+    n_params = raw.num_params()
+    bar = tqdm(total=cfg['max_iters'], initial=step, disable=not master, dynamic_ncols=True, desc=os.path.basename(out_dir))
+    t_last, tok_last = time.time(), tokens_seen
+    recall = None
+    while step < cfg['max_iters']:
+        t0 = time.time()
+        for g in optimizer.param_groups:
+            g['lr'] = lr_at(step, cfg)
+        idx, tgt, mask, pos, seg = (torch.from_numpy(a) for a in packer.next_rows(B * A * world))
+        n_loss = mask.sum().clamp(min=1)   # loss tokens in the global batch: every rank knows it
+        loss_sum = torch.zeros(())
+        for m in range(A):
+            rows = slice((m * world + rank) * B, (m * world + rank + 1) * B)
+            x, y, w, p, s = (a[rows].to(device, non_blocking=True) for a in (idx, tgt, mask, pos, seg))
+            sync = world == 1 or m == A - 1
+            ctx = contextlib.nullcontext() if sync else model.no_sync()
+            with ctx, autocast:
+                logits = model(x, pos=p, seg=s)
+                ce = F.cross_entropy(logits.view(-1, logits.size(-1)), y.view(-1), reduction='none')
+                loss = (ce * w.view(-1)).sum() / n_loss.to(device)
+            (loss * world).backward()   # DDP averages gradients over ranks; we want the global mean
+            loss_sum += loss.detach().float().cpu()
+        if cfg['grad_clip'] > 0:
+            torch.nn.utils.clip_grad_norm_(raw.parameters(), cfg['grad_clip'])
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        tokens_seen += int((seg >= 0).sum())
+        wall += time.time() - t0
+        if world > 1:
+            stop_t = torch.tensor([float(stop['now'])])
+            torch.distributed.all_reduce(stop_t)   # every rank stops at the same step
+            stop['now'] = bool(stop_t.item())
+        if step % cfg['log_interval'] == 0 or step == cfg['max_iters']:
+            if world > 1:
+                torch.distributed.all_reduce(loss_sum)
+            dt = time.time() - t_last
+            tps = (tokens_seen - tok_last) / max(dt, 1e-9)
+            t_last, tok_last = time.time(), tokens_seen
+            log({'step': step, 'loss': loss_sum.item(), 'lr': lr_at(step - 1, cfg), 'tokens_per_s': tps,
+                 'epoch': packer.epoch, 'tokens_seen': tokens_seen})
+            bar.set_postfix(loss=f"{loss_sum.item():.4f}", tok_s=f"{tps:,.0f}", epoch=packer.epoch)
+        bar.update(1)
+        last = step == cfg['max_iters']
+        if step % cfg['eval_interval'] == 0 and not last:
+            raw.eval()
+            recall = evaluate(raw, cfg, data_dir, cfg['eval_max'], rank, world)
+            raw.train()
+            log({'step': step, 'recall': recall})
+            if master:
+                bar.write(f"step {step}: recall " + ', '.join(f"{k} {v:.3f}" for k, v in recall.items() if v is not None))
+        if step % cfg['ckpt_interval'] == 0 or last or stop['now']:
+            if master:
+                save_checkpoint(out_dir, state())
+            if world > 1:
+                torch.distributed.barrier()
+        if stop['now']:
+            if master:
+                bar.write(f"SIGTERM: checkpoint saved at step {step}; run the same command to resume")
+            bar.close()
+            if world > 1:
+                torch.distributed.destroy_process_group()
+            sys.exit(0)
+    bar.close()
+
+    # final evaluation on every question of every split
+    raw.eval()
+    recall = evaluate(raw, cfg, data_dir, 0, rank, world)
+    meta = data.load_meta(data_dir)
+    n_trained_people = meta['splits']['train']
+    n_facts = n_trained_people * len(meta['attributes'])
+    bits_per_fact = sum(meta['bits_per_fact'].values()) / len(meta['attributes'])
+    results = {'params': n_params, 'n_facts': n_facts, 'recall': recall,
+               'facts_recalled': round((recall['train'] or 0) * n_facts),
+               'bits_per_fact': bits_per_fact,
+               'bits_per_param': (recall['train'] or 0) * n_facts * bits_per_fact / n_params,
+               'tokens_seen': tokens_seen, 'wall_seconds': wall, 'steps': step,
+               'arch': cfg['arch'], 'tool': cfg['tool'], 'n_people': cfg['n_people'], 'seed': cfg['seed']}
+    results['recall'] = {'trained': recall['train'], 'held_out': recall['held_out'], 'unseen': recall['unseen']}
+    if master:
+        log({'step': step, 'recall': recall})
+        with open(os.path.join(out_dir, 'results.json'), 'w') as f:
+            json.dump(results, f, indent=1)
+        plot_curves(out_dir)
+        print(f"{out_dir}: {n_params:,} params, {n_facts} facts, recall trained {results['recall']['trained']:.3f} "
+              f"held_out {fmt(results['recall']['held_out'])} unseen {fmt(results['recall']['unseen'])}, "
+              f"{tokens_seen:,} tokens in {wall:.0f} s")
+    if world > 1:
+        torch.distributed.destroy_process_group()
+    return results
+
+
+def fmt(x):
+    return 'n/a' if x is None else f'{x:.3f}'
+
+
+if __name__ == '__main__':
+    train(get_config(sys.argv[1:]))
