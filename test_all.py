@@ -228,3 +228,219 @@ def test_db_cli_reports_missing_files(tmp_path):
         db.create(str(tmp_path))
     with pytest.raises(SystemExit, match='not found'):
         db.main(['query', 'SELECT 1', '--data_dir', str(tmp_path)])
+
+
+# ----------------------------------------------------------------------------- model
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import torch
+
+import model as M
+import sample
+import train
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def tiny_model(arch='transformer', seed=0, **kw):
+    torch.manual_seed(seed)
+    cfg = dict(arch=arch, vocab_size=data.VOCAB_SIZE, n_layer=2, n_embd=32, n_head=4, d_state=8, **kw)
+    return M.build_model(M.ModelConfig(**cfg)).eval()
+
+
+def greedy_without_cache(m, prompt, n, stop):
+    """Reference decoding: recompute the whole sequence for every new token."""
+    seq = list(prompt)
+    with torch.no_grad():
+        for _ in range(n):
+            nxt = int(m(torch.tensor([seq]))[0, -1].argmax())
+            seq.append(nxt)
+            if nxt in stop:
+                break
+    return seq[len(prompt):]
+
+
+def random_prompts(k, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randint(0, 256, (int(torch.randint(3, 17, (1,), generator=g)),), generator=g).tolist() for _ in range(k)]
+
+
+def test_transformer_param_count_of_the_no_tool_config():
+    m = M.build_model(M.ModelConfig(arch='transformer', vocab_size=data.VOCAB_SIZE, n_layer=2, n_embd=64))
+    assert 160_000 <= m.num_params() <= 170_000
+
+
+def test_transformer_cached_generation_equals_recomputation():
+    m = tiny_model()
+    # make some logits peaky so generation is not a constant: scale the head
+    with torch.no_grad():
+        m.head.weight.mul_(20)
+    prompts = random_prompts(5)
+    got = M.generate(m, prompts, 24, {data.EOT})
+    for p, g in zip(prompts, got):
+        assert g == greedy_without_cache(m, p, 24, {data.EOT})
+    assert len({tuple(g) for g in got}) > 1
+
+
+def test_packed_documents_do_not_attend_to_each_other():
+    """The logits of a document inside a packed row equal those of the document alone."""
+    m = tiny_model()
+    a, b = [5, 6, 7, 8, 9], [10, 11, 12]
+    row = torch.tensor([a + b + [data.PAD] * 2])
+    pos = torch.tensor([list(range(5)) + list(range(3)) + [0, 0]])
+    seg = torch.tensor([[0] * 5 + [1] * 3 + [-1] * 2])
+    with torch.no_grad():
+        packed = m(row, pos=pos, seg=seg)
+        alone_a, alone_b = m(torch.tensor([a])), m(torch.tensor([b]))
+    torch.testing.assert_close(packed[0, :5], alone_a[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(packed[0, 5:8], alone_b[0], rtol=1e-5, atol=1e-5)
+    with torch.no_grad():  # and without the mask they would differ: the test can fail
+        leaky = m(row, pos=pos)
+    assert not torch.allclose(leaky[0, 5:8], alone_b[0], atol=1e-4)
+
+
+def test_loss_never_covers_user_text_or_tool_result(tmp_path):
+    """Changing the tool's result text (or the question) changes no loss term."""
+    def loss_terms(question, result):
+        msgs = [{'role': 'user', 'content': question}, {'role': 'sql', 'content': 'SELECT 1'},
+                {'role': 'result', 'content': result}, {'role': 'assistant', 'content': 'It is X'}]
+        ids, mask = data.render(msgs)
+        tok = {'tokens': np.array(ids, np.uint16), 'mask': np.array(mask, np.uint8),
+               'offsets': np.array([0, len(ids)]), 'split': np.array([0], np.uint8)}
+        idx, tgt, w, pos, seg = train.Packer([(tok, np.array([0]), 1.0)], 256, 0).build([0])
+        return [(int(t), float(x)) for t, x in zip(tgt[0], w[0]) if x > 0]
+    base = loss_terms('Where?', 'Lake Amy')
+    assert base == loss_terms('Where?', 'A much longer and different result text')
+    assert base == loss_terms('Who? What? Where, exactly?', 'Lake Amy')
+    assert data.decode([t for t, _ in base]) == '<|sql|>SELECT 1<|/sql|>It is X<|eot|>'
+
+
+# ----------------------------------------------------------------------------- config
+def test_config_files_and_overrides():
+    cfg = train.get_config([os.path.join(HERE, 'configs/no_tool.py'), '--n_people=20', '--arch=mamba', '--learning_rate=1'])
+    assert cfg['tool'] is False and cfg['n_people'] == 20 and cfg['arch'] == 'mamba' and cfg['learning_rate'] == 1.0
+    for argv, msg in [(['--nope=1'], "unknown config key 'nope'"), (['--n_people=abc'], "'n_people'.*must be int"),
+                      (['--tool=3'], "'tool'.*must be bool"), (['--n_people'], 'expected --key=value'),
+                      (['configs/missing.py'], 'not found')]:
+        with pytest.raises(SystemExit, match=msg):
+            train.get_config(argv)
+
+
+def test_config_file_with_unknown_key(tmp_path):
+    bad = tmp_path / 'bad.py'
+    bad.write_text("n_layers = 3\n")
+    with pytest.raises(SystemExit, match="unknown config key 'n_layers'"):
+        train.get_config([str(bad)])
+
+
+# ----------------------------------------------------------------------------- training runs
+TINY = ['--n_people=30', '--n_unseen=5', '--n_layer=1', '--n_embd=32', '--n_head=2', '--block_size=256',
+        '--batch_size=4', '--eval_interval=1000', '--eval_max=10', '--log_interval=1', '--warmup_iters=2']
+
+
+def run_train(out, *extra, data_dir, wait=True, env=None):
+    cmd = [sys.executable, os.path.join(HERE, 'train.py'), os.path.join(HERE, 'configs/tool.py'), *TINY,
+           f'--out_dir={out}', f'--data_dir={data_dir}', *extra]
+    p = subprocess.Popen(cmd, cwd=HERE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         env={**os.environ, 'OMP_NUM_THREADS': '1', **(env or {})})
+    if wait:
+        out_text, _ = p.communicate(timeout=300)
+        assert p.returncode == 0, out_text[-2000:]
+        return out_text
+    return p
+
+
+@pytest.fixture(scope='session')
+def tiny_data(tmp_path_factory):
+    d = str(tmp_path_factory.mktemp('tiny'))
+    data.prepare(d, num=30, held_out=0.2, unseen=5, bios_per_person=1, seed=0)
+    return d
+
+
+def final_weights(out):
+    path, ckpt = train.load_checkpoint(out)
+    return ckpt['step'], ckpt['model']
+
+
+def test_train_writes_results_metrics_and_plot(tmp_path, tiny_data):
+    out = str(tmp_path / 'run')
+    run_train(out, '--max_iters=6', '--ckpt_interval=3', data_dir=tiny_data)
+    res = json.load(open(os.path.join(out, 'results.json')))
+    for k in ('params', 'n_facts', 'recall', 'facts_recalled', 'tokens_seen', 'wall_seconds'):
+        assert k in res
+    assert set(res['recall']) == {'trained', 'held_out', 'unseen'} and res['n_facts'] == 24 * 4
+    assert os.path.exists(os.path.join(out, 'curves.png')) and os.path.exists(os.path.join(out, 'config.json'))
+    steps = [json.loads(l)['step'] for l in open(os.path.join(out, 'metrics.jsonl')) if 'loss' in l]
+    assert steps == list(range(1, 7))
+    assert len(train.list_checkpoints(out)) == 2  # the last two kept
+
+
+def test_resume_after_sigkill_is_bit_identical(tmp_path, tiny_data):
+    ref, crash = str(tmp_path / 'ref'), str(tmp_path / 'crash')
+    run_train(ref, '--max_iters=16', '--ckpt_interval=2', data_dir=tiny_data)
+    p = run_train(crash, '--max_iters=16', '--ckpt_interval=2', data_dir=tiny_data, wait=False)
+    deadline = time.time() + 120
+    while not train.list_checkpoints(crash) and time.time() < deadline:  # kill somewhere after a checkpoint
+        time.sleep(0.05)
+    time.sleep(0.3)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    step_at_kill = train.load_checkpoint(crash)[1]['step']
+    assert step_at_kill < 16, "the run finished before it could be killed: the test proves nothing"
+    log = run_train(crash, '--max_iters=16', '--ckpt_interval=2', data_dir=tiny_data)
+    assert f'resumed from' in log
+    (s1, w1), (s2, w2) = final_weights(ref), final_weights(crash)
+    assert s1 == s2 == 16
+    for k in w1:
+        assert torch.equal(w1[k], w2[k]), k
+    loss = lambda out: [json.loads(l)['loss'] for l in open(os.path.join(out, 'metrics.jsonl')) if '"loss"' in l]
+    assert loss(ref) == loss(crash)  # the same curve, logged once per step
+
+
+def test_sigterm_checkpoints_and_exits_cleanly(tmp_path, tiny_data):
+    out = str(tmp_path / 'term')
+    p = run_train(out, '--max_iters=100000', '--ckpt_interval=100000', data_dir=tiny_data, wait=False)
+    deadline = time.time() + 120
+    metrics = os.path.join(out, 'metrics.jsonl')
+    while not (os.path.exists(metrics) and os.path.getsize(metrics) > 0) and time.time() < deadline:
+        time.sleep(0.05)
+    p.send_signal(signal.SIGTERM)
+    text, _ = p.communicate(timeout=60)
+    assert p.returncode == 0, text[-1000:]
+    assert 'SIGTERM' in text
+    step = train.load_checkpoint(out)[1]['step']
+    assert 1 <= step < 100000
+
+
+def test_corrupt_checkpoint_falls_back_and_config_mismatch_is_named(tmp_path, tiny_data, capsys):
+    out = str(tmp_path / 'c')
+    run_train(out, '--max_iters=4', '--ckpt_interval=2', data_dir=tiny_data)
+    newest, older = train.list_checkpoints(out)
+    with open(newest, 'r+b') as f:  # truncate the newest checkpoint
+        f.truncate(100)
+    path, ckpt = train.load_checkpoint(out)
+    assert path == older and ckpt['step'] == 2
+    assert 'unreadable' in capsys.readouterr().err
+    cmd = [sys.executable, os.path.join(HERE, 'train.py'), os.path.join(HERE, 'configs/tool.py'), *TINY,
+           f'--out_dir={out}', f'--data_dir={tiny_data}', '--max_iters=6', '--n_embd=48']
+    r = subprocess.run(cmd, cwd=HERE, capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and "config key 'n_embd'" in r.stderr
+
+
+def test_ddp_two_processes_match_one_process(tmp_path, tiny_data):
+    one, two = str(tmp_path / 'one'), str(tmp_path / 'two')
+    run_train(one, '--max_iters=5', '--batch_size=2', '--grad_accum=2', data_dir=tiny_data)
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc-per-node=2', '--master-port=29533',
+           os.path.join(HERE, 'train.py'), os.path.join(HERE, 'configs/tool.py'), *TINY, f'--out_dir={two}',
+           f'--data_dir={tiny_data}', '--max_iters=5', '--batch_size=2', '--grad_accum=1']
+    r = subprocess.run(cmd, cwd=HERE, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-1500:] + r.stderr[-1500:]
+    loss = lambda out: [json.loads(l)['loss'] for l in open(os.path.join(out, 'metrics.jsonl')) if '"loss"' in l]
+    assert len(loss(one)) == len(loss(two)) == 5
+    np.testing.assert_allclose(loss(one), loss(two), rtol=1e-5)
+    (_, w1), (_, w2) = final_weights(one), final_weights(two)
+    for k in w1:
+        torch.testing.assert_close(w1[k], w2[k], rtol=1e-4, atol=1e-5)

@@ -52,8 +52,8 @@ DEFAULTS = dict(
     d_state=16,                 # mamba
     expand=2,                   # mamba
     # optimization
-    block_size=256,             # tokens per packed row
-    batch_size=16,              # rows per micro-batch per process
+    block_size=512,             # tokens per packed row (several dialogs: long rows pack with little padding)
+    batch_size=8,               # rows per micro-batch per process
     grad_accum=1,               # micro-batches per step; global batch = batch_size * grad_accum * world
     max_iters=1500,
     learning_rate=3e-3,         # peak, after linear warmup
@@ -67,7 +67,7 @@ DEFAULTS = dict(
     compile=False,              # torch.compile: worth it on GPU, not on CPU
     # evaluation and checkpoints
     eval_interval=500,          # steps between recall evaluations (also at the end)
-    eval_max=500,               # questions per split in the evaluations during training (all at the end)
+    eval_max=300,               # questions per split in the evaluations during training (all at the end)
     eval_batch=256,             # questions generated at once
     ckpt_interval=250,          # steps between checkpoints
     log_interval=10,
