@@ -2,6 +2,8 @@
 Benchmarks: figures and ratios measured side by side in one run (never timed asserts in tests).
 
     python bench.py data [--num 1000000]   # people/s, bios+QA time, DB build, run_sql latency
+    python bench.py train                  # training tokens/s, MFU against measured matmul FLOP/s, packing
+    python bench.py generate               # KV-cache decoding against recomputation; recall eval time
 """
 import argparse
 import json
@@ -67,13 +69,145 @@ def bench_data(num):
         shutil.rmtree(d)
 
 
+def matmul_flops(n=1024, reps=20):
+    """This machine's float32 matmul rate (FLOP/s): the ceiling that MFU is measured against."""
+    import torch
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n ** 3 * reps / (time.perf_counter() - t0)
+
+
+def time_steps(model, batches, steps=15, warmup=3):
+    """Seconds per optimizer step (forward + backward + AdamW) over the given batches."""
+    import torch
+    import torch.nn.functional as F
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    for i in range(warmup + steps):
+        if i == warmup:
+            t0 = time.perf_counter()
+        idx, tgt, mask, pos, seg = batches[i % len(batches)]
+        logits = model(idx, pos=pos, seg=seg)
+        ce = F.cross_entropy(logits.view(-1, logits.size(-1)), tgt.view(-1), reduction='none')
+        ((ce * mask.view(-1)).sum() / mask.sum()).backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    return (time.perf_counter() - t0) / steps
+
+
+def padded_batches(packer, rows, n):
+    """The naive alternative to packing: one dialog per row, padded to the batch's longest dialog."""
+    import numpy as np
+    import torch
+    out = []
+    for k in range(n):
+        docs = range(k * rows, (k + 1) * rows)
+        L = max(int(packer.lens[j]) for j in docs)
+        idx = np.full((rows, L), 256, np.int64)
+        tgt, mask, seg = idx.copy(), np.zeros((rows, L), np.float32), np.full((rows, L), -1, np.int64)
+        for i, j in enumerate(docs):
+            tok = packer.sources[packer.src[j]][0]
+            a, n_ = int(tok['offsets'][packer.doc[j]]), int(packer.lens[j])
+            idx[i, :n_] = tok['tokens'][a:a + n_]
+            tgt[i, :n_ - 1] = tok['tokens'][a + 1:a + n_]
+            mask[i, :n_ - 1] = tok['mask'][a + 1:a + n_]
+            seg[i, :n_] = 0
+        pos = np.broadcast_to(np.arange(L), (rows, L)).copy()
+        out.append(tuple(torch.from_numpy(x) for x in (idx, tgt, mask, pos, seg)))
+    return out
+
+
+def bench_train():
+    import torch
+    import data
+    import train
+    from model import build_model, ModelConfig
+    peak = matmul_flops()
+    print(f"float32 matmul (1024^3), {torch.get_num_threads()} threads: {peak / 1e9:.1f} GFLOP/s\n")
+    print(f"{'setting':44s} {'params':>9s} {'tok/s':>9s} {'useful tok/s':>13s} {'ms/step':>8s} {'MFU':>6s}")
+    runs = [('configs/no_tool.py (packed)', ['configs/no_tool.py'], {}),
+            ('configs/tool.py (packed)', ['configs/tool.py'], {}),
+            ('6 layers d=384, tool data (packed)', ['configs/tool.py', '--n_layer=6', '--n_embd=384', '--n_head=6'], {})]
+    for name, argv, _ in runs:
+        cfg = train.get_config(argv)
+        d = train.data_dir_of(cfg)
+        data.prepare(d, **train.data_options(cfg))
+        torch.manual_seed(0)
+        model = build_model(ModelConfig.from_dict({**cfg, 'vocab_size': data.VOCAB_SIZE}))
+        packer = train.make_packer(cfg, d)
+        B, T = cfg['batch_size'], cfg['block_size']
+        batches = [tuple(torch.from_numpy(a) for a in packer.next_rows(B)) for _ in range(6)]
+        sec = time_steps(model, batches, steps=5 if cfg['n_embd'] > 128 else 15)
+        useful = sum(int((b[4] >= 0).sum()) for b in batches) / len(batches)
+        flops = model.flops_per_token(T) * B * T / sec
+        print(f"{name:44s} {model.num_params():>9,d} {B * T / sec:>9,.0f} {useful / sec:>13,.0f} {sec * 1e3:>8.0f} "
+              f"{flops / peak:>6.1%}")
+        if 'no_tool' in name or name.startswith('configs/tool'):
+            # the same dialogs, one per row, padded to the longest in the batch (about as many tokens per step)
+            rows = max(1, int(useful // (packer.lens.mean())))
+            pb = padded_batches(packer, rows, 6)
+            sec_p = time_steps(model, pb)
+            useful_p = sum(int((b[4] >= 0).sum()) for b in pb) / len(pb)
+            L = pb[0][0].shape[1]
+            print(f"{'  same, one dialog per padded row':44s} {'':>9s} {rows * L / sec_p:>9,.0f} {useful_p / sec_p:>13,.0f} "
+                  f"{sec_p * 1e3:>8.0f}   -> packing gives {useful / sec / (useful_p / sec_p):.2f}x useful tokens/s")
+
+
+def bench_generate():
+    import torch
+    import data
+    import sample
+    import train
+    from model import build_model, ModelConfig, generate
+    cfg = train.get_config(['configs/tool.py'])
+    d = train.data_dir_of(cfg)
+    data.prepare(d, **train.data_options(cfg))
+    torch.manual_seed(0)
+    model = build_model(ModelConfig.from_dict({**cfg, 'vocab_size': data.VOCAB_SIZE})).eval()
+    with torch.no_grad():
+        model.head.weight.mul_(30)  # peaky logits, so the untrained model does not stop at once
+
+    def recompute(prompts, n):
+        with torch.inference_mode():
+            x = torch.tensor(prompts)
+            for _ in range(n):
+                x = torch.cat([x, model(x)[:, -1].argmax(-1, keepdim=True)], 1)
+        return x
+    print(f"{'decoding (greedy, no stop)':34s} {'batch':>6s} {'KV cache tok/s':>15s} {'recompute tok/s':>16s} {'speed-up':>9s}")
+    n = 128
+    for b in (1, 64):
+        prompts = [data.prompt_ids('Where was Alejandra Scheuermann born?')] * b
+        t0 = time.perf_counter()
+        generate(model, prompts, n, stop_tokens=set())
+        t_cache = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        recompute(prompts, n)
+        t_full = time.perf_counter() - t0
+        print(f"{'165K-param Transformer, 128 tokens':34s} {b:>6d} {b * n / t_cache:>15,.0f} {b * n / t_full:>16,.0f} "
+              f"{t_full / t_cache:>8.1f}x")
+    qs = train.eval_questions(d, False)
+    questions = [q for split in qs.values() for q, _ in split][:4000]
+    for tool in (False, True):
+        t0 = time.perf_counter()
+        sample.answer(model, questions, tool, os.path.join(d, 'people.db'))
+        print(f"recall evaluation of {len(questions)} questions ({'tool' if tool else 'no tool'}), "
+              f"untrained model (generates to the 128-token limit): {time.perf_counter() - t0:.1f} s")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('what', choices=['data'])
+    ap.add_argument('what', choices=['data', 'train', 'generate'])
     ap.add_argument('--num', type=int, default=1_000_000, help='data: number of people')
     args = ap.parse_args(argv)
     if args.what == 'data':
         bench_data(args.num)
+    elif args.what == 'train':
+        bench_train()
+    elif args.what == 'generate':
+        bench_generate()
 
 
 if __name__ == '__main__':
