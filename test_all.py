@@ -3,6 +3,7 @@ All tests: python -m pytest test_all.py   (about a minute or two on 2 CPU cores)
 
 Sections: data + tokenizer, the SQL tool.
 """
+import csv
 import hashlib
 import json
 import os
@@ -444,3 +445,43 @@ def test_ddp_two_processes_match_one_process(tmp_path, tiny_data):
     (_, w1), (_, w2) = final_weights(one), final_weights(two)
     for k in w1:
         torch.testing.assert_close(w1[k], w2[k], rtol=1e-4, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- sweep
+import sweep
+
+
+def test_sweep_fit_on_synthetic_numbers():
+    facts = [100, 1000, 10000]
+    k, slope = sweep.fit_params_per_fact(facts, [8 * f for f in facts])
+    assert abs(k - 8) < 1e-9 and abs(slope - 1) < 1e-9
+    k, slope = sweep.fit_params_per_fact(facts, [30000] * 3)
+    assert abs(slope) < 1e-9
+    rows = [dict(arch='transformer', tool=False, n_facts=100, params=p, recall_trained=r)
+            for p, r in [(1000, 0.5), (2000, 0.96), (4000, 1.0), (2000, 0.90)]]  # 2000: mean of two seeds 0.93
+    assert sweep.smallest_reaching(rows) == {('transformer', False, 100): 4000}
+
+
+def test_sweep_skips_finished_runs_and_writes_the_csv(tmp_path, tiny_data):
+    cfg = tmp_path / 'sweep_tiny.py'
+    base = {k.split('=')[0][2:]: ast_value(k.split('=')[1]) for k in TINY}
+    cfg.write_text(f"grid = dict(tool=[False, True])\nbase = {base!r}\nbase.update(max_iters=2, data_dir={tiny_data!r}, "
+                   f"mix_qa=1.0, mix_qa_tool=0.0)\nout_root = {str(tmp_path / 'sw')!r}\n")
+    names = [n for n, _ in sweep.runs({'tool': [False, True]}, {}, 'x')]
+    assert names == ['toolFalse', 'toolTrue']
+    sweep.main([str(cfg), '--launcher=local'])
+    rows = list(csv.DictReader(open(tmp_path / 'sw' / 'results.csv')))
+    assert len(rows) == 2 and list(rows[0]) == sweep.COLUMNS
+    for png in ('recall_vs_params.png', 'params_for_95.png', 'bits_per_param.png'):
+        assert os.path.exists(tmp_path / 'sw' / png)
+    mtimes = {n: os.path.getmtime(tmp_path / 'sw' / n / 'results.json') for n in names}
+    sweep.main([str(cfg), '--launcher=local'])  # everything is done: nothing runs again
+    assert mtimes == {n: os.path.getmtime(tmp_path / 'sw' / n / 'results.json') for n in names}
+
+
+def ast_value(text):
+    import ast
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text

@@ -1,0 +1,222 @@
+"""
+The capacity experiment: a grid of training runs (width x people x tool x arch x seed), collected into
+one CSV and three plots.
+
+    python sweep.py configs/sweep_cpu.py                         # runs the grid, then plots
+    python sweep.py configs/sweep_gpu.py --launcher=slurm --partition=gpu --gpus=1 --timeout_min=120
+    python sweep.py configs/sweep_cpu.py --plot_only=True        # only collect + plot
+
+A sweep config is a Python file defining `grid` (dict of lists of train.py keys), `base` (dict of
+train.py keys common to all runs) and `out_root`; keys below can be overridden as --key=value.
+Runs whose results.json exists are skipped, so a killed sweep resumes. Launchers: 'inprocess'
+(train.train in this process), 'local' (submitit's local executor: a process per run) and
+'slurm' (a SLURM job per run through submitit).
+"""
+import ast
+import csv
+import itertools
+import json
+import math
+import os
+import sys
+
+SWEEP_DEFAULTS = dict(launcher='inprocess', partition='', gpus=1, cpus=2, timeout_min=60, max_parallel=1,
+                      plot_only=False)
+COLUMNS = ['arch', 'tool', 'n_people', 'n_facts', 'params', 'n_layer', 'n_embd', 'seed', 'recall_trained',
+           'recall_held_out', 'recall_unseen', 'facts_recalled', 'bits_per_fact', 'bits_per_param',
+           'tokens_seen', 'wall_seconds', 'out_dir']
+
+
+def load_sweep(argv):
+    if not argv or not argv[0].endswith('.py'):
+        sys.exit("usage: python sweep.py configs/sweep_cpu.py [--key=value ...]")
+    if not os.path.exists(argv[0]):
+        sys.exit(f"error: sweep config {argv[0]!r} not found")
+    scope = {}
+    exec(open(argv[0]).read(), scope)
+    for key in ('grid', 'base', 'out_root'):
+        if key not in scope:
+            sys.exit(f"error: {argv[0]} must define {key!r}")
+    opts = dict(SWEEP_DEFAULTS)
+    for arg in argv[1:]:
+        key, eq, text = arg.lstrip('-').partition('=')
+        if key not in opts or not eq:
+            sys.exit(f"error: unknown sweep option {arg!r} (known: {', '.join(opts)})")
+        try:
+            opts[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            opts[key] = text
+    return scope['grid'], scope['base'], scope['out_root'], opts
+
+
+def runs(grid, base, out_root):
+    """Every combination of the grid -> (name, train.py argv)."""
+    keys = list(grid)
+    for values in itertools.product(*(grid[k] for k in keys)):
+        point = dict(zip(keys, values))
+        name = '_'.join(f'{k}{v}' for k, v in point.items())
+        cfg = {**base, **point, 'out_dir': os.path.join(out_root, name)}
+        yield name, [f'--{k}={v}' for k, v in cfg.items()]
+
+
+def run_one(argv):
+    """One training run (in this process, a submitit worker or a SLURM job)."""
+    import train
+    return train.train(train.get_config(argv))
+
+
+def collect(out_root):
+    """Every finished run under out_root -> rows of COLUMNS, also written to out_root/results.csv."""
+    rows = []
+    for name in sorted(os.listdir(out_root)) if os.path.isdir(out_root) else []:
+        path = os.path.join(out_root, name, 'results.json')
+        if not os.path.exists(path):
+            continue
+        r = json.load(open(path))
+        cfg = json.load(open(os.path.join(out_root, name, 'config.json')))
+        rows.append({'arch': r['arch'], 'tool': r['tool'], 'n_people': r['n_people'], 'n_facts': r['n_facts'],
+                     'params': r['params'], 'n_layer': cfg['n_layer'], 'n_embd': cfg['n_embd'], 'seed': r['seed'],
+                     'recall_trained': r['recall']['trained'], 'recall_held_out': r['recall']['held_out'],
+                     'recall_unseen': r['recall']['unseen'], 'facts_recalled': r['facts_recalled'],
+                     'bits_per_fact': r['bits_per_fact'], 'bits_per_param': r['bits_per_param'],
+                     'tokens_seen': r['tokens_seen'], 'wall_seconds': round(r['wall_seconds'], 1),
+                     'out_dir': os.path.join(out_root, name)})
+    with open(os.path.join(out_root, 'results.csv'), 'w', newline='') as f:
+        w = csv.DictWriter(f, COLUMNS)
+        w.writeheader()
+        w.writerows(rows)
+    return rows
+
+
+def smallest_reaching(rows, threshold=0.95):
+    """{(arch, tool, n_facts): smallest params whose mean recall over seeds reaches the threshold}."""
+    groups = {}
+    for r in rows:
+        groups.setdefault((r['arch'], r['tool'], r['n_facts'], r['params']), []).append(r['recall_trained'] or 0)
+    best = {}
+    for (arch, tool, facts, params), recalls in groups.items():
+        if sum(recalls) / len(recalls) >= threshold:
+            key = (arch, tool, facts)
+            best[key] = min(best.get(key, math.inf), params)
+    return best
+
+
+def fit_params_per_fact(facts, params):
+    """Least-squares line through the origin, params = k * facts (k: parameters per fact), and the
+    log-log slope (1 = linear growth, 0 = constant)."""
+    k = sum(f * p for f, p in zip(facts, params)) / sum(f * f for f in facts)
+    lx, ly = [math.log(f) for f in facts], [math.log(p) for p in params]
+    mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
+    var = sum((x - mx) ** 2 for x in lx)
+    slope = sum((x - mx) * (y - my) for x, y in zip(lx, ly)) / var if var else float('nan')
+    return k, slope
+
+
+def plot(rows, out_root):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    archs = sorted({r['arch'] for r in rows})
+    # (1) recall against parameters, one curve per number of facts; tool and no tool side by side
+    fig, axes = plt.subplots(len(archs), 2, figsize=(11, 4 * len(archs)), squeeze=False)
+    for i, arch in enumerate(archs):
+        for j, tool in enumerate((False, True)):
+            ax = axes[i][j]
+            for facts in sorted({r['n_facts'] for r in rows}):
+                pts = {}
+                for r in rows:
+                    if r['arch'] == arch and r['tool'] == tool and r['n_facts'] == facts:
+                        pts.setdefault(r['params'], []).append(r['recall_trained'] or 0)
+                if pts:
+                    xs = sorted(pts)
+                    ax.plot(xs, [sum(pts[x]) / len(pts[x]) for x in xs], marker='o', label=f'{facts} facts')
+            ax.set(xscale='log', xlabel='parameters', ylabel='recall (trained people)', ylim=(-0.02, 1.02),
+                   title=f"{arch}, {'with the SQL tool' if tool else 'in weights (no tool)'}")
+            ax.axhline(0.95, color='gray', lw=0.5, ls='--')
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out_root, 'recall_vs_params.png'), dpi=100)
+    plt.close(fig)
+    # (2) the smallest model reaching 95% against the number of facts, log-log, with the linear fit
+    best = smallest_reaching(rows)
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fits = {}
+    for arch in archs:
+        for tool in (False, True):
+            pts = sorted((f, p) for (a, t, f), p in best.items() if a == arch and t == tool)
+            if not pts:
+                continue
+            f, p = zip(*pts)
+            label = f"{arch}, {'tool' if tool else 'no tool'}"
+            line = ax.plot(f, p, marker='o', label=label)[0]
+            if len(pts) >= 2:
+                k, slope = fit_params_per_fact(f, p)
+                fits[label] = {'params_per_fact': k, 'loglog_slope': slope}
+                ax.plot(f, [k * x for x in f], ls=':', color=line.get_color(),
+                        label=f'  fit: {k:.1f} params/fact, log-log slope {slope:.2f}')
+    ax.set(xscale='log', yscale='log', xlabel='facts', ylabel='smallest model with >= 95% recall (params)')
+    if fits or best:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out_root, 'params_for_95.png'), dpi=100)
+    plt.close(fig)
+    # (3) bits stored per parameter
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for arch in archs:
+        pts = [(r['params'], r['bits_per_param']) for r in rows if r['arch'] == arch and not r['tool']]
+        if pts:
+            ax.scatter(*zip(*pts), label=arch, alpha=0.7)
+    ax.axhline(2.0, color='gray', ls='--', lw=0.8, label='2 bits/param (Allen-Zhu & Li 2024)')
+    ax.set(xscale='log', xlabel='parameters', ylabel='bits recalled per parameter (no tool)')
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out_root, 'bits_per_param.png'), dpi=100)
+    plt.close(fig)
+    with open(os.path.join(out_root, 'fits.json'), 'w') as f:
+        json.dump(fits, f, indent=1)
+    return fits
+
+
+def launch(todo, opts, out_root):
+    """Run the missing runs with the chosen launcher; -> number run."""
+    from tqdm import tqdm
+    if opts['launcher'] == 'inprocess':
+        for name, argv in tqdm(todo, desc='sweep', unit='run'):
+            run_one(argv)
+        return len(todo)
+    import submitit
+    if opts['launcher'] == 'local':
+        ex = submitit.LocalExecutor(folder=os.path.join(out_root, 'submitit'))
+    elif opts['launcher'] == 'slurm':
+        ex = submitit.AutoExecutor(folder=os.path.join(out_root, 'submitit'))
+        ex.update_parameters(slurm_partition=opts['partition'] or None, gpus_per_node=opts['gpus'],
+                             tasks_per_node=1, cpus_per_task=opts['cpus'])
+    else:
+        sys.exit(f"error: unknown launcher {opts['launcher']!r} (inprocess, local, slurm)")
+    ex.update_parameters(timeout_min=opts['timeout_min'])
+    jobs = []
+    for i in range(0, len(todo), opts['max_parallel']):  # max_parallel jobs at a time: the CPU is small
+        batch = [ex.submit(run_one, argv) for _, argv in todo[i:i + opts['max_parallel']]]
+        jobs += batch
+        for job in tqdm(batch, desc=f'sweep {i + len(batch)}/{len(todo)}', unit='run', leave=False):
+            job.result()  # raises if the run failed, with its log
+    return len(jobs)
+
+
+def main(argv):
+    grid, base, out_root, opts = load_sweep(argv)
+    os.makedirs(out_root, exist_ok=True)
+    every = list(runs(grid, base, out_root))
+    todo = [(n, a) for n, a in every if not os.path.exists(os.path.join(out_root, n, 'results.json'))]
+    print(f"{len(every)} runs in the grid, {len(every) - len(todo)} done, {len(todo)} to run ({opts['launcher']})")
+    if not opts['plot_only'] and todo:
+        launch(todo, opts, out_root)
+    rows = collect(out_root)
+    fits = plot(rows, out_root)
+    print(f"{len(rows)} runs -> {out_root}/results.csv, recall_vs_params.png, params_for_95.png, bits_per_param.png")
+    for label, f in fits.items():
+        print(f"  {label}: {f['params_per_fact']:.1f} params per fact, log-log slope {f['loglog_slope']:.2f}")
+
+
+if __name__ == '__main__':
+    main(sys.argv[1:])
