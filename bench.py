@@ -4,9 +4,20 @@ Benchmarks: figures and ratios measured side by side in one run (never timed ass
     python bench.py data [--num 1000000]   # people/s, bios+QA time, DB build, run_sql latency
     python bench.py train                  # training tokens/s, MFU against measured matmul FLOP/s, packing
     python bench.py generate               # KV-cache decoding against recomputation; recall eval time
+    python bench.py scan [--threads 1]     # selective scan: torch backend against the sequential loop
+
+scan: Shapes as in a small Mamba layer: batch 4, dim 256, d_state 16, inputs as the mixer passes them at init
+(delta_bias + softplus, D, z). Every measurement runs in a fresh process (spawned), so that its peak memory
+can be read: on CPU, the growth of the peak resident set (ru_maxrss) during the first call, i.e. everything
+the call touches: temporaries, saved tensors and gradients. On CUDA, torch.cuda.max_memory_allocated.
+fwd is under torch.no_grad(); fwd+bwd includes the backward to all inputs. Times are medians of 5 calls
+(3 for the loop, a single call for the loop at l=4096). On a machine busy with other jobs, use threads=1:
+with 2 threads every large op waits for the descheduled thread and the torch backend looks 5-10x slower.
 """
 import argparse
+import concurrent.futures
 import json
+import multiprocessing
 import os
 import resource
 import shutil
@@ -14,6 +25,8 @@ import statistics
 import sys
 import tempfile
 import time
+
+import torch
 
 
 def peak_rss_mb():
@@ -197,9 +210,81 @@ def bench_generate():
               f"untrained model (generates to the 128-token limit): {time.perf_counter() - t0:.1f} s")
 
 
+def _inputs(b, d, n, l, device, requires_grad, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    dt = torch.exp(torch.rand(d, generator=g) * (torch.log(torch.tensor(0.1)) - torch.log(torch.tensor(1e-3)))
+                   + torch.log(torch.tensor(1e-3)))                # (d,) log-uniform in [1e-3, 0.1], as the mixer
+    xs = dict(u=torch.randn(b, d, l, generator=g), delta=0.2 * torch.randn(b, d, l, generator=g),
+              A=-torch.arange(1, n + 1.0).repeat(d, 1), B=torch.randn(b, n, l, generator=g),
+              C=torch.randn(b, n, l, generator=g), D=torch.ones(d), z=torch.randn(b, d, l, generator=g),
+              delta_bias=dt + torch.log(-torch.expm1(-dt)))
+    return {k: v.to(device).requires_grad_(requires_grad) for k, v in xs.items()}
+
+
+def _measure(impl, device, l, backward, reps, threads, b=4, d=256, n=16):
+    """In a fresh process: (median ms, peak MB) of one scan call, fwd or fwd+bwd."""
+    torch.set_num_threads(threads)
+    import ssm_triton
+    xs = _inputs(b, d, n, l, device, backward)
+    if impl == "ref":
+        fn = lambda: ssm_triton.selective_scan_ref(**xs, delta_softplus=True)
+    else:
+        fn = lambda: ssm_triton.selective_scan(**xs, delta_softplus=True, backend=impl)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated() if device == "cuda" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    times = []
+    for i in range(reps):
+        t = time.perf_counter()
+        with torch.set_grad_enabled(backward):
+            y = fn()
+            if backward:
+                y.sum().backward()
+        sync()
+        times.append(time.perf_counter() - t)
+        if i == 0:  # the first call's peak; later calls reuse freed memory
+            if device == "cuda":
+                peak = (torch.cuda.max_memory_allocated() - base) / 2**20
+            else:
+                peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 2**10  # KiB on Linux
+        del y
+        for x in xs.values():
+            x.grad = None
+    return statistics.median(times) * 1e3, peak
+
+
+def bench_scan(lengths=(256, 1024, 4096), threads=None):
+    threads = threads or torch.get_num_threads()
+    import ssm_triton
+    impls = [("ref", "cpu"), ("torch", "cpu")]
+    if torch.cuda.is_available():
+        impls += [(name, "cuda") for name in ("triton", "mamba_ssm") if name in ssm_triton.available_backends()]
+    load = os.getloadavg()[0]
+    print(f"selective scan, batch 4, dim 256, d_state 16, {threads} CPU threads, "
+          f"load average {load:.1f} on {os.cpu_count()} cores" + (" (busy: times inflated)" if load > 1 else ""))
+    print(f"{'L':>5} {'impl':>14} {'fwd ms':>9} {'fwd+bwd ms':>11} {'x ref fwd':>10} {'x ref f+b':>10} "
+          f"{'peak MB fwd':>12} {'peak MB f+b':>12}")
+    spawn = multiprocessing.get_context("spawn")
+    for l in lengths:
+        ref = None
+        for impl, device in impls:
+            row = []
+            for backward in (False, True):
+                # the sequential loop is slow: one call at the longest length (that call is also the warm-up)
+                reps = 1 if impl == "ref" and l >= 4096 else 3 if impl == "ref" else 5
+                with concurrent.futures.ProcessPoolExecutor(1, mp_context=spawn) as pool:
+                    row.append(pool.submit(_measure, impl, device, l, backward, reps, threads).result())
+            (tf, mf), (tb, mb) = row
+            ref = ref or (tf, tb)
+            print(f"{l:>5} {impl + ' ' + device:>14} {tf:>9.1f} {tb:>11.1f} {ref[0] / tf:>10.1f} {ref[1] / tb:>10.1f} "
+                  f"{mf:>12.0f} {mb:>12.0f}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('what', choices=['data', 'train', 'generate'])
+    ap.add_argument('what', choices=['data', 'train', 'generate', 'scan'])
+    ap.add_argument('--threads', type=int, default=0, help='scan: torch threads (0 = default)')
     ap.add_argument('--num', type=int, default=1_000_000, help='data: number of people')
     args = ap.parse_args(argv)
     if args.what == 'data':
@@ -208,6 +293,8 @@ def main(argv=None):
         bench_train()
     elif args.what == 'generate':
         bench_generate()
+    elif args.what == 'scan':
+        bench_scan(threads=args.threads or None)
 
 
 if __name__ == '__main__':

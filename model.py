@@ -6,8 +6,8 @@ KV cache (Transformer) or the recurrent state (Mamba).
     m = build_model(ModelConfig(arch='transformer', n_layer=2, n_embd=64))
     new_tokens = generate(m, [[1, 2, 3], [4, 5]], max_new_tokens=20, stop_tokens={EOT})
 
-Dimension letters: b batch, t length, d model width, h heads, e head dim, v vocabulary,
-s cache slots, i inner width (Mamba), n state size (Mamba).
+Dimension letters: b batch, t or l length, d model width, h heads, e head dim, v vocabulary,
+s cache slots; Mamba: d_in inner width (expand * d), n state size, r dt rank, w conv width.
 """
 import math
 from dataclasses import dataclass, fields
@@ -15,6 +15,13 @@ from dataclasses import dataclass, fields
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+import ssm_triton
+
+try:
+    from causal_conv1d import causal_conv1d_fn  # the fused CUDA conv of the optional GPU extras
+except ImportError:
+    causal_conv1d_fn = None
 
 
 @dataclass
@@ -192,7 +199,130 @@ class Transformer(LM):
 
 
 # ----------------------------------------------------------------------------- Mamba
-# MAMBA_PLACEHOLDER
+class MambaMixer(nn.Module):
+    """The Mamba-1 mixer (Gu & Dao 2023, Section 3.4, Figure 3): in_proj -> (x, z); x -> causal
+    depthwise conv -> silu -> selective SSM (Algorithm 2) -> * silu(z) -> out_proj. This is the plain
+    form; mamba_ssm fuses it into one kernel (mamba_inner_fn) for memory, with the same numbers."""
+
+    def __init__(self, d_model, d_state=16, d_conv=4, expand=2, dt_rank="auto",
+                 dt_min=0.001, dt_max=0.1, dt_init_floor=1e-4):
+        super().__init__()
+        self.d_inner = expand * d_model
+        self.d_state, self.d_conv = d_state, d_conv
+        self.dt_rank = math.ceil(d_model / 16) if dt_rank == "auto" else dt_rank
+        self.in_proj = nn.Linear(d_model, 2 * self.d_inner, bias=False)
+        self.conv1d = nn.Conv1d(self.d_inner, self.d_inner, d_conv, groups=self.d_inner, padding=d_conv - 1)
+        self.x_proj = nn.Linear(self.d_inner, self.dt_rank + 2 * d_state, bias=False)
+        self.dt_proj = nn.Linear(self.dt_rank, self.d_inner, bias=True)
+        self.out_proj = nn.Linear(self.d_inner, d_model, bias=False)
+
+        # dt = softplus(dt_proj(.)) starts log-uniform in [dt_min, dt_max]: the bias is its inverse softplus
+        nn.init.uniform_(self.dt_proj.weight, -self.dt_rank ** -0.5, self.dt_rank ** -0.5)
+        dt = torch.exp(torch.rand(self.d_inner) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
+        dt = dt.clamp(min=dt_init_floor)                            # (d_in,)
+        with torch.no_grad():
+            self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))
+        self.dt_proj._keep_init = True  # as in mamba_ssm: the model-wide init must not redo dt_proj
+
+        # S4D-real init A = -(1, 2, ..., n) for every channel, stored as log(-A) to keep A negative
+        A = torch.arange(1, d_state + 1, dtype=torch.float32).repeat(self.d_inner, 1)  # (d_in, n)
+        self.A_log = nn.Parameter(torch.log(A))
+        self.A_log._no_weight_decay = True
+        self.D = nn.Parameter(torch.ones(self.d_inner))             # (d_in,) skip connection
+        self.D._no_weight_decay = True
+
+    def forward(self, x):
+        """x: (b, l, d) -> (b, l, d)"""
+        l = x.shape[1]
+        x, z = self.in_proj(x).transpose(1, 2).chunk(2, dim=1)     # (b, d_in, l) each
+        if causal_conv1d_fn is not None and x.is_cuda:
+            x = causal_conv1d_fn(x, self.conv1d.weight.squeeze(1), self.conv1d.bias, activation="silu")
+        else:
+            x = F.silu(self.conv1d(x)[..., :l])                    # (b, d_in, l) keep the causal outputs
+        dt, B, C = self.x_proj(x.transpose(1, 2)).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
+        dt = (dt @ self.dt_proj.weight.t()).transpose(1, 2)        # (b, d_in, l) bias and softplus in the scan
+        A = -torch.exp(self.A_log.float())                         # (d_in, n)
+        y = ssm_triton.selective_scan(x, dt, A, B.transpose(1, 2), C.transpose(1, 2), self.D.float(), z=z,
+                                      delta_bias=self.dt_proj.bias.float(), delta_softplus=True)  # (b, d_in, l)
+        return self.out_proj(y.transpose(1, 2))                    # (b, l, d)
+
+    def init_state(self, batch, device=None, dtype=None):
+        """Zero states before the first token: conv_state (b, d_in, w) holds the last w conv inputs,
+        ssm_state (b, d_in, n) the SSM state h."""
+        conv_state = torch.zeros(batch, self.d_inner, self.d_conv, device=device, dtype=dtype)
+        ssm_state = torch.zeros(batch, self.d_inner, self.d_state, device=device, dtype=dtype)
+        return conv_state, ssm_state
+
+    def step(self, x, conv_state, ssm_state):
+        """One token: x (b, d) -> (y (b, d), new conv_state, new ssm_state); the recurrence of forward()."""
+        x, z = self.in_proj(x).chunk(2, dim=-1)                     # (b, d_in) each
+        conv_state = torch.cat([conv_state[:, :, 1:], x.unsqueeze(-1)], dim=-1)   # (b, d_in, w)
+        x = F.silu((conv_state * self.conv1d.weight.squeeze(1)).sum(-1) + self.conv1d.bias)  # (b, d_in)
+        dt, B, C = self.x_proj(x).split([self.dt_rank, self.d_state, self.d_state], dim=-1)  # (b, r), (b, n), (b, n)
+        dt = F.softplus(self.dt_proj(dt))                           # (b, d_in)
+        A = -torch.exp(self.A_log.float())                         # (d_in, n)
+        dA = torch.exp(dt.unsqueeze(-1) * A)                       # (b, d_in, n) discretized decay (ZOH)
+        ssm_state = dA * ssm_state + (dt * x).unsqueeze(-1) * B.unsqueeze(1)   # (b, d_in, n)
+        y = (ssm_state * C.unsqueeze(1)).sum(-1) + self.D * x      # (b, d_in)
+        y = y * F.silu(z)                                          # (b, d_in)
+        return self.out_proj(y), conv_state, ssm_state             # (b, d), (b, d_in, w), (b, d_in, n)
+
+
+class MambaBlock(nn.Module):
+    """Norm -> Mixer -> Add (mamba-minimal's ResidualBlock). The official fused version adds the
+    residual inside the norm kernel; the result is the same."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.norm = RMSNorm(c.n_embd)
+        self.mixer = MambaMixer(c.n_embd, d_state=c.d_state, d_conv=c.d_conv, expand=c.expand)
+
+    def forward(self, x, state=None, active=None):
+        """x (b, t, d) -> (b, t, d). With state = [conv_state, ssm_state], x is one token (b, 1, d) and
+        the state is advanced in place, only for the rows where active (b,) is True."""
+        if state is None:
+            return x + self.mixer(self.norm(x))
+        y, conv, ssm = self.mixer.step(self.norm(x[:, 0]), *state)              # y (b, d)
+        keep = active[:, None, None]
+        state[0], state[1] = torch.where(keep, conv, state[0]), torch.where(keep, ssm, state[1])
+        return x + y[:, None]
+
+
+class Mamba(LM):
+    def __init__(self, c):
+        super().__init__(c, [MambaBlock(c) for _ in range(c.n_layer)])
+
+    def forward(self, idx, pos=None, seg=None):
+        """idx (b, t) -> logits (b, t, v). pos and seg are accepted for a uniform interface but not
+        used: in packed rows the recurrent state flows from one document into the next, separated by
+        <|eot|> (as in Mamba's own pretraining); attention-style document masking has no equivalent
+        in the selective-scan kernels."""
+        x = self.embed(idx)
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.norm(x)).float()
+
+    def new_cache(self, b, s):
+        p = self.head.weight
+        return {'slot': 0, 'layers': [list(blk.mixer.init_state(b, p.device, p.dtype)) for blk in self.blocks]}
+
+    def step(self, idx, cache, pad):
+        """The recurrence, one token at a time: O(1) per token in the sequence length. Row r's first
+        pad[r] slots are left padding: they do not touch its state. -> logits (b, t, v)."""
+        out = []
+        for i in range(idx.shape[1]):
+            active = cache['slot'] >= pad                                        # (b,)
+            x = self.embed(idx[:, i:i + 1])                                      # (b, 1, d)
+            for block, state in zip(self.blocks, cache['layers']):
+                x = block(x, state, active)
+            cache['slot'] += 1
+            out.append(self.head(self.norm(x)))
+        return torch.cat(out, 1).float()
+
+    def flops_per_token(self, t):
+        """6 per weight, plus the scan: about 9 * d_inner * d_state multiply-adds per layer (fwd + bwd)."""
+        c = self.config
+        return 6 * self.num_params() + 9 * 2 * c.n_layer * c.expand * c.n_embd * c.d_state
 
 
 def build_model(config):

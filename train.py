@@ -44,7 +44,7 @@ DEFAULTS = dict(
     mix_bios=0.0,               # ... of the biographies (of the splits in bios_splits)
     bios_splits='train',        # comma list of splits whose biographies are trained on
     # model
-    arch='transformer',         # 'transformer' or 'mamba'
+    arch='transformer',         # 'transformer', 'mamba', or 'calm' (a composition of trained runs, see calm.py)
     n_layer=2,
     n_embd=64,
     n_head=4,
@@ -72,11 +72,18 @@ DEFAULTS = dict(
     ckpt_interval=250,          # steps between checkpoints
     log_interval=10,
     threads=0,                  # torch CPU threads; 0 -> torch's default
+    # composition (arch='calm', see calm.py) and initialization
+    anchor_dir='',              # calm: out_dir (or checkpoint) of the frozen anchor
+    augment_dirs='',            # calm: comma list of out_dirs (or checkpoints) of the frozen augments
+    connect_every=4,            # calm: every n-th anchor layer reads an augment layer (the last always does)
+    calm_prompt_mode=False,     # calm: the augment reads only the prompt (up to <|assistant|>), non-causally
+    init_from='',               # out_dir (or checkpoint) whose weights initialize the model, e.g. to fine-tune
 )
 # Resuming with a different value of one of these would silently mix two experiments.
 MUST_MATCH = ['seed', 'n_people', 'held_out', 'n_unseen', 'data_seed', 'bios_per_person', 'tool', 'mix_qa',
               'mix_qa_tool', 'mix_bios', 'bios_splits', 'arch', 'n_layer', 'n_embd', 'n_head', 'mlp_hidden',
-              'd_state', 'expand', 'block_size', 'batch_size', 'grad_accum']
+              'd_state', 'expand', 'block_size', 'batch_size', 'grad_accum', 'anchor_dir', 'augment_dirs',
+              'connect_every', 'calm_prompt_mode', 'init_from']
 
 
 def get_config(argv):
@@ -355,9 +362,26 @@ def make_optimizer(model, cfg, device):
 
 def build_for_training(cfg, data_dir):
     """The model this config trains, and the part of it whose state_dict a checkpoint stores.
-    (CALM replaces this: frozen models, trainable composition.)"""
+    arch='calm': the anchor and augments are built from their own checkpoints and frozen; the composition
+    (calm.CALM, whose state_dict holds only the cross-attention) is what trains and is checkpointed."""
     from model import build_model, ModelConfig
+
+    def trained(path):  # the model of an earlier run, with its weights
+        where, ckpt = load_checkpoint(path)
+        if ckpt is None or ckpt.get('tokenizer') != data.TOKENIZER:
+            sys.exit(f"error: no readable checkpoint with this tokenizer in {path!r}")
+        model, part = build_for_training(ckpt['config'], data_dir_of(ckpt['config']))
+        part.load_state_dict(ckpt['model'])
+        return model
+    if cfg['arch'] == 'calm':
+        from calm import CALM
+        model = CALM(trained(cfg['anchor_dir']), [trained(d) for d in cfg['augment_dirs'].split(',')],
+                     connect_every=cfg['connect_every'], n_head=cfg['n_head'],
+                     prompt_end=data.ASSISTANT if cfg['calm_prompt_mode'] else None)
+        return model, model
     model = build_model(ModelConfig.from_dict({**cfg, 'vocab_size': data.VOCAB_SIZE}))
+    if cfg.get('init_from'):  # .get: checkpoints older than the key
+        model.load_state_dict(trained(cfg['init_from']).state_dict())
     return model, model
 
 
@@ -402,9 +426,9 @@ def train(cfg):
         if ckpt.get('tokenizer') != data.TOKENIZER:
             sys.exit(f"error: {path} was trained with another tokenizer/vocabulary")
         for k in MUST_MATCH:
-            if ckpt['config'].get(k) != cfg[k]:
+            if ckpt['config'].get(k, DEFAULTS[k]) != cfg[k]:  # a key newer than the checkpoint had its default
                 sys.exit(f"error: cannot resume {path}: config key {k!r} is {cfg[k]!r} here but "
-                         f"{ckpt['config'].get(k)!r} in the checkpoint (use another out_dir)")
+                         f"{ckpt['config'].get(k, DEFAULTS[k])!r} in the checkpoint (use another out_dir)")
         trainable.load_state_dict(ckpt['model'])
         optimizer.load_state_dict(ckpt['optimizer'])
         packer.load_state_dict(ckpt['packer'])
@@ -492,6 +516,10 @@ def train(cfg):
                  'epoch': packer.epoch, 'tokens_seen': tokens_seen})
             bar.set_postfix(loss=f"{loss_sum.item():.4f}", tok_s=f"{tps:,.0f}", epoch=packer.epoch)
         bar.update(1)
+        if master and step == 1 and cfg['arch'] in ('mamba', 'calm'):
+            import ssm_triton
+            if ssm_triton.LAST_BACKEND:
+                bar.write(f"selective scan backend: {ssm_triton.LAST_BACKEND}")
         last = step == cfg['max_iters']
         if step % cfg['eval_interval'] == 0 and not last:
             raw.eval()
