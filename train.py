@@ -115,7 +115,7 @@ def get_config(argv):
         else:
             if not os.path.exists(arg):
                 sys.exit(f"error: config file {arg!r} not found")
-            scope = {}
+            scope = {'__file__': os.path.abspath(arg)}  # so a config can build on another one beside it
             exec(open(arg).read(), scope)
             for key, value in scope.items():
                 if not key.startswith('_') and not callable(value) and not isinstance(value, type(sys)):
