@@ -55,7 +55,7 @@ DEFAULTS = dict(
     block_size=512,             # tokens per packed row (several dialogs: long rows pack with little padding)
     batch_size=8,               # rows per micro-batch per process
     grad_accum=1,               # micro-batches per step; global batch = batch_size * grad_accum * world
-    max_iters=1500,
+    max_iters=3000,
     learning_rate=3e-3,         # peak, after linear warmup
     min_lr=3e-4,                # end of the cosine decay
     warmup_iters=100,
@@ -66,7 +66,7 @@ DEFAULTS = dict(
     dtype='auto',               # 'auto' (bfloat16 autocast on GPU, float32 on CPU), 'float32', 'bfloat16'
     compile=False,              # torch.compile: worth it on GPU, not on CPU
     # evaluation and checkpoints
-    eval_interval=500,          # steps between recall evaluations (also at the end)
+    eval_interval=1000,         # steps between recall evaluations (also at the end)
     eval_max=300,               # questions per split in the evaluations during training (all at the end)
     eval_batch=256,             # questions generated at once
     ckpt_interval=250,          # steps between checkpoints

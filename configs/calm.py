@@ -1,0 +1,19 @@
+# CALM experiment, stage 3: compose the frozen anchor (QA about Q) with the frozen augment (biographies of P),
+# training only the cross-attention on the QA of 20% of P; evaluation's held_out split is the other 80%.
+#     python train.py configs/calm.py      (after the anchor and augment stages, e.g. by `python calm.py experiment`)
+arch = 'calm'
+anchor_dir = 'out/calm_experiment/anchor'
+augment_dirs = 'out/calm_experiment/augment'
+connect_every = 4
+out_dir = 'out/calm_experiment/calm'
+data_dir = 'out/calm_experiment/data_P'
+n_people = 400          # the data options of configs/calm_augment.py
+held_out = 0.8
+n_unseen = 0
+bios_per_person = 8
+tool = False
+mix_qa = 1.0
+mix_qa_tool = 0.0
+max_iters = 300
+warmup_iters = 30
+eval_interval = 100000
