@@ -683,3 +683,257 @@ def test_mixer_trains():
     mixer = MambaMixer(d_model=16)
     mixer(torch.randn(2, 20, 16)).square().mean().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in mixer.parameters())
+
+
+# ----------------------------------------------------------------------------- CALM (calm.py)
+import gc
+import torch.nn as nn
+import torch.nn.functional as F
+
+import calm
+from calm import CALM
+
+ARCHS = ['transformer', 'mamba']
+
+
+def tiny(arch='transformer', seed=0, **kw):
+    torch.manual_seed(seed)
+    cfg = {**dict(arch=arch, vocab_size=data.VOCAB_SIZE, n_layer=2, n_embd=32, n_head=4, d_state=8), **kw}
+    return M.build_model(M.ModelConfig(**cfg)).eval()
+
+
+class TupleBlock(nn.Module):
+    """A block of 'another library': returns a tuple, mixes positions causally (running mean)."""
+
+    def __init__(self, d):
+        super().__init__()
+        self.lin = nn.Linear(d, d)
+
+    def forward(self, x):
+        mean = x.cumsum(1) / torch.arange(1, x.shape[1] + 1)[:, None]
+        return x + torch.tanh(self.lin(mean)), None
+
+
+class Plain(nn.Module):
+    """No .blocks, no pos/seg, no cache: usable through CALM(..., anchor_blocks=model.layers)."""
+
+    def __init__(self, d, n=3):
+        super().__init__()
+        self.emb, self.out = nn.Embedding(data.VOCAB_SIZE, d), nn.Linear(d, data.VOCAB_SIZE)
+        self.layers = nn.ModuleList(TupleBlock(d) for _ in range(n))
+
+    def forward(self, idx):
+        x = self.emb(idx)
+        for layer in self.layers:
+            x = layer(x)[0]
+        return self.out(x)
+
+
+def activate(c, scale=0.5, seed=1):
+    """A trained-looking composition: nonzero output projections, peaky anchor logits."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for xa in c.xattn:
+            xa.wo.weight.copy_(torch.randn(xa.wo.weight.shape, generator=g) * scale)
+            xa.wq.weight.mul_(20)
+        if hasattr(c.anchor, 'head'):
+            c.anchor.head.weight.mul_(20)
+    return c
+
+
+def all_hooks(c):
+    return sum(len(b._forward_hooks) for b in c.anchor_blocks + sum(c.augment_blocks, []))
+
+
+# ----------------------------------------------------------------------------- construction
+@pytest.mark.parametrize('arch', ARCHS)
+def test_widths_and_connections_derived(arch):
+    anchor, aug = tiny(arch, n_layer=8, n_embd=32), tiny(arch, n_layer=2, n_embd=48)
+    c = CALM(anchor, aug, connect_every=4)
+    assert c.connections == [(3, 0, 0), (7, 0, 1)]    # anchor layers 4 and 8 read augment layers 1 and 2
+    assert [(xa.proj.in_features, xa.proj.out_features) for xa in c.xattn] == [(48, 32), (48, 32)]
+    idx = torch.randint(0, 256, (3, 7))
+    assert c(idx).shape == (3, 7, data.VOCAB_SIZE)
+    # several augments, explicit connections
+    c2 = CALM(tiny(arch), [tiny(arch, n_embd=48), tiny(arch, n_embd=16, n_layer=1)], connections=[[(0, 1)], [(1, 0), (0, 0)]])
+    assert [(i, j, l, xa.proj.in_features) for (i, j, l), xa in zip(c2.connections, c2.xattn)] == \
+           [(0, 0, 1, 48), (1, 1, 0, 16), (0, 1, 0, 16)]
+
+
+def test_plain_list_of_blocks():
+    torch.manual_seed(0)
+    anchor, aug = Plain(24), Plain(40, n=5)
+    c = activate(CALM(anchor, [aug], connect_every=2, anchor_blocks=list(anchor.layers), augment_blocks=[list(aug.layers)]))
+    assert [(xa.proj.in_features, xa.proj.out_features) for xa in c.xattn] == [(40, 24)]
+    idx = torch.randint(0, 256, (2, 9))
+    with torch.no_grad():
+        out, alone = c(idx), anchor(idx)
+        assert out.shape == (2, 9, data.VOCAB_SIZE) and not torch.allclose(out, alone)
+        idx2 = idx.clone()
+        idx2[:, 6] = (idx2[:, 6] + 1) % 256
+        torch.testing.assert_close(c(idx2)[:, :6], out[:, :6])
+
+
+@pytest.mark.parametrize('arch', ARCHS)
+def test_zero_init_composition_equals_the_anchor(arch):
+    anchor = tiny(arch)
+    c = CALM(anchor, [tiny(arch, seed=1, n_embd=48), tiny(arch, seed=2)], connect_every=1)
+    idx = torch.randint(0, 256, (2, 12))
+    pos = torch.tensor([list(range(7)) + list(range(5))] * 2)
+    seg = torch.tensor([[0] * 7 + [1] * 5] * 2)
+    with torch.no_grad():
+        torch.testing.assert_close(c(idx), anchor(idx), rtol=0, atol=0)
+        torch.testing.assert_close(c(idx, pos=pos, seg=seg), anchor(idx, pos=pos, seg=seg), rtol=0, atol=0)
+    assert M.generate(c, [[1, 2, 3], [4]], 8, {data.EOT}) == M.generate(anchor, [[1, 2, 3], [4]], 8, {data.EOT})
+
+
+# ----------------------------------------------------------------------------- masks
+@pytest.mark.parametrize('arch', ARCHS)
+def test_causal_a_future_token_changes_no_earlier_output(arch):
+    c = activate(CALM(tiny(arch), [tiny(arch, seed=1)], connect_every=1))
+    idx = torch.randint(0, 256, (2, 16))
+    with torch.no_grad():
+        base = c(idx)
+        assert not torch.allclose(base, c.anchor(idx), atol=1e-3)  # the composition does something
+        for u in (3, 10, 15):
+            changed = idx.clone()
+            changed[:, u] = (changed[:, u] + 7) % 256
+            out = c(changed)
+            torch.testing.assert_close(out[:, :u], base[:, :u], rtol=1e-5, atol=1e-5)
+            assert not torch.allclose(out[:, u:], base[:, u:], atol=1e-4)
+
+
+def test_packed_documents_do_not_read_each_others_augment_states():
+    c = activate(CALM(tiny(), [tiny(seed=1)], connect_every=1))
+    a, b = [5, 6, 7, 8, 9], [10, 11, 12]
+    row = torch.tensor([a + b])
+    pos, seg = torch.tensor([list(range(5)) + list(range(3))]), torch.tensor([[0] * 5 + [1] * 3])
+    with torch.no_grad():
+        packed = c(row, pos=pos, seg=seg)
+        torch.testing.assert_close(packed[0, 5:], c(torch.tensor([b]))[0], rtol=1e-5, atol=1e-5)
+
+
+def test_prompt_mode_reads_the_whole_prompt_and_nothing_after_it():
+    c = activate(CALM(tiny(), [tiny(seed=1)], connect_every=1, prompt_end=data.ASSISTANT))
+    idx = torch.tensor([[data.USER, 70, 71, 72, 73, data.ASSISTANT, 80, 81, 82, 83]])
+    with torch.no_grad():
+        base = c(idx)
+        answer = idx.clone()
+        answer[0, 7] = 90       # after the prompt: the augment never reads it, the anchor causally
+        torch.testing.assert_close(c(answer)[:, :7], base[:, :7], rtol=1e-5, atol=1e-5)
+        question = idx.clone()
+        question[0, 4] = 90     # in the prompt: every position reads it, also earlier ones (non-causal)
+        assert not torch.allclose(c(question)[:, :4], base[:, :4], atol=1e-4)
+        # packed: the second document reads only its own prompt
+        pos, seg = torch.tensor([list(range(10)) * 2]), torch.tensor([[0] * 10 + [1] * 10])
+        packed = c(torch.cat([answer, idx], 1), pos=pos, seg=seg)
+        torch.testing.assert_close(packed[:, 10:], base, rtol=1e-5, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- generation
+@pytest.mark.parametrize('prompt_mode', [False, True])
+@pytest.mark.parametrize('arch', ARCHS)
+def test_cached_generation_equals_cache_free_greedy(arch, prompt_mode):
+    c = activate(CALM(tiny(arch), [tiny(arch, seed=1, n_embd=48), tiny(arch, seed=2)], connect_every=1,
+                      prompt_end=data.ASSISTANT if prompt_mode else None))
+    g = torch.Generator().manual_seed(0)
+    prompts = [torch.randint(0, 256, (int(n),), generator=g).tolist() + [data.ASSISTANT]
+               for n in torch.randint(2, 14, (5,), generator=g)]
+    got = M.generate(c, prompts, 16, {data.EOT})
+    for p, new in zip(prompts, got):
+        assert new == greedy_without_cache(c, p, 16, {data.EOT})   # only the new tokens, equal
+    assert len({tuple(x) for x in got}) > 1
+    assert all_hooks(c) == 0
+
+
+# ----------------------------------------------------------------------------- state, hooks, memory
+def test_state_dict_holds_only_the_composition():
+    c = CALM(tiny(), [tiny(seed=1, n_embd=48)], connect_every=1)
+    sd = c.state_dict()
+    assert set(sd) == {f'{k}.{n}' for k in range(2) for n in
+                       ('norm_x.weight', 'norm_m.weight', 'proj.weight', 'wq.weight', 'wkv.weight', 'wo.weight')}
+    assert sum(t.numel() for t in sd.values()) == c.num_params() == sum(p.numel() for p in c.parameters() if p.requires_grad)
+    other = CALM(tiny(), [tiny(seed=1, n_embd=48)], connect_every=1)
+    other.load_state_dict({k: torch.randn_like(v) for k, v in sd.items()})
+    c.load_state_dict(other.state_dict())
+    for k, v in c.state_dict().items():
+        assert torch.equal(v, other.state_dict()[k])
+
+
+def live_tensors():
+    gc.collect()
+    return sum(1 for o in gc.get_objects() if issubclass(type(o), torch.Tensor))
+
+
+def train_steps(c, opt, n):
+    for _ in range(n):
+        idx = torch.randint(0, 256, (2, 32))
+        loss = F.cross_entropy(c(idx)[:, :-1].reshape(-1, data.VOCAB_SIZE), idx[:, 1:].reshape(-1))
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+
+def weights_hash(m):
+    return hashlib.sha256(b''.join(t.numpy().tobytes() for t in m.state_dict().values())).hexdigest()
+
+
+@pytest.mark.parametrize('arch', ARCHS)
+def test_training_steps_leave_the_frozen_models_unchanged(arch):
+    c = CALM(tiny(arch), [tiny(arch, seed=1)], connect_every=1)
+    frozen = [weights_hash(m) for m in (c.anchor, *c.augments)]
+    composition = weights_hash(c)
+    opt = train.make_optimizer(c.train(), {**train.DEFAULTS, 'learning_rate': 1e-2}, torch.device('cpu'))
+    train_steps(c, opt, 5)
+    assert [weights_hash(m) for m in (c.anchor, *c.augments)] == frozen and weights_hash(c) != composition
+    assert not c.anchor.training and not c.augments[0].training
+
+
+def test_no_hook_or_hidden_state_outlives_a_call():
+    c = CALM(tiny(), [tiny(seed=1)], connect_every=1)
+    opt = torch.optim.AdamW([p for p in c.parameters() if p.requires_grad], lr=1e-3)
+    train_steps(c, opt, 3)
+    before = live_tensors()
+    train_steps(c, opt, 40)
+    assert live_tensors() == before and all_hooks(c) == 0
+    with pytest.raises(IndexError):
+        c(torch.tensor([[data.VOCAB_SIZE + 5]]))    # an error inside the call still removes the hooks
+    assert all_hooks(c) == 0
+
+
+
+# ----------------------------------------------------------------------------- training through train.py
+
+def test_train_composes_frozen_checkpoints_and_saves_only_the_composition(tmp_path):
+    tiny_cfg = ['--n_layer=1', '--n_embd=32', '--n_head=2', '--block_size=256', '--batch_size=4', '--eval_max=8',
+                '--log_interval=1', '--warmup_iters=2', '--n_people=20', '--threads=1', '--max_iters=3']
+    d = str(tmp_path)
+    run = lambda config, *extra: train.train(train.get_config([os.path.join(HERE, config), *tiny_cfg, *extra]))
+    run('configs/calm_augment.py', f'--out_dir={d}/aug', f'--data_dir={d}/P')
+    run('configs/calm_anchor.py', f'--out_dir={d}/anc', f'--data_dir={d}/Q')
+    frozen = {p: file_hash(p) for p in train.list_checkpoints(f'{d}/aug') + train.list_checkpoints(f'{d}/anc')}
+    anchor = sample.load(f'{d}/anc')[0]
+    res = run('configs/calm.py', f'--out_dir={d}/calm', f'--data_dir={d}/P', f'--anchor_dir={d}/anc',
+              f'--augment_dirs={d}/aug', '--learning_rate=0.03', '--connect_every=1')
+    assert {p: file_hash(p) for p in frozen} == frozen    # the frozen runs' checkpoints are untouched
+    path, ckpt = train.load_checkpoint(f'{d}/calm')
+    assert ckpt['step'] == 3 and set(ckpt['model']) == {f'0.{n}' for n in ('norm_x.weight', 'norm_m.weight', 'proj.weight',
+                                                                          'wq.weight', 'wkv.weight', 'wo.weight')}
+    assert res['params'] == sum(t.numel() for t in ckpt['model'].values())
+    assert ckpt['model']['0.wo.weight'].abs().sum() > 0    # it trained
+    n_opt = sum(len(g['params']) for g in ckpt['optimizer']['param_groups'])
+    assert n_opt == len(ckpt['model'])                      # the optimizer holds only the composition
+    c = sample.load(f'{d}/calm')[0]                         # and sample.py loads it: frozen weights as trained
+    for (k, v), (k2, v2) in zip(anchor.state_dict().items(), c.anchor.state_dict().items()):
+        assert k == k2 and torch.equal(v, v2), k
+    assert all(not p.requires_grad for p in c.anchor.parameters())
+    assert len(sample.answer(c, ['Where was Ada Quinn born?'], max_new_tokens=8)) == 1
+    # resuming the composition with another anchor is refused
+    with pytest.raises(SystemExit, match="anchor_dir"):
+        run('configs/calm.py', f'--out_dir={d}/calm', f'--data_dir={d}/P', f'--anchor_dir={d}/aug',
+            f'--augment_dirs={d}/aug', '--learning_rate=0.03', '--connect_every=1', '--max_iters=4')
+    # the fine-tuned baseline starts from the anchor's weights
+    ft = train.get_config([os.path.join(HERE, 'configs/calm_finetune.py'), *tiny_cfg, f'--init_from={d}/anc'])
+    m, _ = train.build_for_training(ft, '')
+    for k, v in anchor.state_dict().items():
+        assert torch.equal(v, m.state_dict()[k]), k

@@ -1,0 +1,350 @@
+"""
+CALM: a frozen anchor model reads frozen augment models through small trained cross-attention layers
+(Bansal et al. 2024, "LLM Augmented LLMs: Expanding Capabilities through Composition", arXiv 2401.02412).
+
+    python train.py configs/calm.py                  # compose the anchor and augment checkpoints the config names
+    python sample.py --out_dir=out/calm_experiment/calm --question="Where was Ada Quinn born?"
+    python calm.py experiment                        # the key-value experiment, every stage (finished ones skipped)
+    python calm.py experiment --arch=mamba --out=out/calm_mamba
+
+As a library (our Transformer or Mamba, or any model whose blocks are given as a list):
+    calm = CALM(anchor, [augment], connect_every=4)          # or anchor_blocks=[...], augment_blocks=[[...]]
+    logits = calm(idx)                                       # (b, t, v), the anchor's vocabulary
+    new_tokens = model.generate(calm, prompts, 32, {data.EOT})
+
+A connection (Sec. 3.1, eq. 1-2) projects the output of one augment layer to the anchor's width (f_proj) and
+uses it as keys and values of a cross-attention whose queries are the output of one anchor layer; the result
+is added to that output, i.e. to the anchor's residual stream. The output projection starts at zero, so an
+untrained composition is exactly the anchor. Anchor and augment read the same tokens and anchor position t
+reads augment positions <= t (causal, as in the paper); with prompt_end the augment's states are only those
+of the prompt (up to and including the first prompt_end token of each document), read by every position.
+Not in the paper: RMSNorm on both inputs of the cross-attention (as before every block of our models), and
+rotary positions on its queries and keys (both models read the same tokens, so "the augment's state at my
+own position" is easy to find).
+
+Hooks on the blocks are registered for one call and removed at its end (also on an error), and hidden states
+live only in that call's local variables: nothing outlives a step. Generation keeps the anchor's and the
+augments' own caches (Transformer: KV cache; Mamba: recurrent state) plus one cache of projected keys/values
+per connection.
+
+Dimension letters: b batch, t queries (anchor tokens), s memory slots (augment tokens), d anchor width,
+a augment width, h heads, e head dim.
+"""
+import contextlib
+import json
+import math
+import os
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import data
+from model import KVCache, RMSNorm, apply_rope, rope
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class CrossAttention(nn.Module):
+    """One connection: queries from the anchor layer's output x, keys and values from f_proj(augment layer)."""
+
+    def __init__(self, d, a, n_head, rope_theta=10000.0):
+        super().__init__()
+        assert d % n_head == 0 and (d // n_head) % 2 == 0, f"anchor width {d} / {n_head} heads must be even"
+        self.h, self.e, self.theta = n_head, d // n_head, rope_theta
+        self.norm_x, self.norm_m = RMSNorm(d), RMSNorm(a)
+        self.proj = nn.Linear(a, d, bias=False)                # f_proj: augment width -> anchor width
+        self.wq = nn.Linear(d, d, bias=False)
+        self.wkv = nn.Linear(d, 2 * d, bias=False)
+        self.wo = nn.Linear(d, d, bias=False)
+        for lin in (self.proj, self.wq, self.wkv):
+            nn.init.normal_(lin.weight, std=0.02)
+        nn.init.zeros_(self.wo.weight)                         # untrained composition == anchor
+
+    def memory(self, m, pos):
+        """Augment states m (b, s, a) at positions pos (b, s) -> keys, values (b, h, s, e)."""
+        b, s, _ = m.shape
+        k, v = self.wkv(self.proj(self.norm_m(m))).view(b, s, 2, self.h, self.e).unbind(2)  # each (b, s, h, e)
+        k = apply_rope(k, *rope(pos, self.e, self.theta))
+        return k.transpose(1, 2), v.transpose(1, 2)
+
+    def forward(self, x, k, v, pos, mask):
+        """x (b, t, d) at positions pos (b, t) reads k, v (b, h, s, e) where mask (b, 1, t, s) -> (b, t, d)."""
+        b, t, d = x.shape
+        q = apply_rope(self.wq(self.norm_x(x)).view(b, t, self.h, self.e), *rope(pos, self.e, self.theta))
+        y = F.scaled_dot_product_attention(q.transpose(1, 2), k, v, attn_mask=mask)          # (b, h, t, e)
+        return self.wo(y.transpose(1, 2).reshape(b, t, d))
+
+
+@contextlib.contextmanager
+def hooked(pairs):
+    """Forward hooks [(module, fn)] for the duration of one call, removed on exit even on an error: no hook
+    and no hidden state survives the call (CALM-pytorch's permanent hooks keep them alive across steps)."""
+    handles = [m.register_forward_hook(fn) for m, fn in pairs]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def hidden(out):
+    return out[0] if isinstance(out, tuple) else out   # blocks of other libraries return tuples
+
+
+def default_connections(n_anchor, n_augment, every):
+    """Every `every`-th anchor layer (the last one always included) reads the augment layer at the same
+    relative depth: [(anchor layer, augment layer)], 0-based block indices."""
+    k = max(1, n_anchor // every)
+    return [(math.ceil((c + 1) * n_anchor / k) - 1, max(0, math.ceil((c + 1) * n_augment / k) - 1)) for c in range(k)]
+
+
+class CALM(nn.Module):
+    def __init__(self, anchor, augments, connect_every=4, connections=None, n_head=4, prompt_end=None,
+                 anchor_blocks=None, augment_blocks=None):
+        """anchor, augments: models mapping idx (b, t) to logits (one augment or a list). Their blocks are
+        model.blocks unless given as anchor_blocks=[...], augment_blocks=[[...] per augment].
+        connections: per augment, [(anchor layer, augment layer)] (0-based block outputs); default from
+        connect_every. prompt_end: None (causal, paper) or the token id that ends the augment's prompt."""
+        super().__init__()
+        augments = list(augments) if isinstance(augments, (list, tuple)) else [augments]
+        self.anchor, self.augments, self.prompt_end = anchor, nn.ModuleList(augments), prompt_end
+        for m in (anchor, *augments):
+            m.requires_grad_(False).eval()
+        self.anchor_blocks = list(anchor.blocks if anchor_blocks is None else anchor_blocks)
+        self.augment_blocks = [list(m.blocks if bl is None else bl)
+                               for m, bl in zip(augments, augment_blocks or [None] * len(augments))]
+        if connections is None:
+            connections = [default_connections(len(self.anchor_blocks), len(bl), connect_every) for bl in self.augment_blocks]
+        self.connections = [(i, j, l) for j, pairs in enumerate(connections) for i, l in pairs]  # (anchor, augment, layer)
+        widths = self._widths()
+        self.xattn = nn.ModuleList(CrossAttention(widths[0][i], widths[1 + j][l], n_head) for i, j, l in self.connections)
+
+    @torch.no_grad()
+    def _widths(self):
+        """Each model's block output widths, from one forward pass on a dummy input."""
+        out = []
+        for m, blocks in [(self.anchor, self.anchor_blocks), *zip(self.augments, self.augment_blocks)]:
+            seen = {}
+            with hooked([(blk, lambda mod, args, o, i=i: seen.__setitem__(i, hidden(o).shape[-1]))
+                         for i, blk in enumerate(blocks)]):
+                m(torch.zeros(1, 2, dtype=torch.long, device=next(m.parameters()).device))
+            out.append([seen[i] for i in range(len(blocks))])
+        return out
+
+    # -- checkpoints hold the composition only: the frozen models live in their own checkpoints
+    def state_dict(self, *args, **kwargs):
+        return self.xattn.state_dict(*args, **kwargs)
+
+    def load_state_dict(self, state_dict, strict=True, assign=False):
+        return self.xattn.load_state_dict(state_dict, strict, assign)
+
+    def train(self, mode=True):
+        super().train(mode)
+        for m in (self.anchor, *self.augments):
+            m.eval()
+        return self
+
+    def num_params(self):
+        """Trained parameters (the composition); the frozen models count in their own runs."""
+        return sum(p.numel() for p in self.xattn.parameters())
+
+    # -- the composition
+    def _mask(self, ok, q, seg=None):
+        """Which memory slots each query reads -> (b, 1, t, s) bool. ok (b, s): slots holding a usable augment
+        state (not padding; in prompt mode, in the prompt); q (t,): the queries' slots; seg (b, s): documents."""
+        k = torch.arange(ok.shape[1], device=ok.device)
+        mask = ok[:, None, :].expand(-1, len(q), -1)                            # (b, t, s)
+        if self.prompt_end is None:
+            mask = mask & (k[None, :] <= q[:, None])                              # causal
+        if seg is not None:
+            mask = mask & (seg[:, :, None] == seg[:, None, :])                    # same document
+        mask = mask | ~mask.any(-1, keepdim=True)   # a query reading nothing (padding) reads all: no NaN
+        return mask[:, None]
+
+    def _compose(self, run_augment, run_anchor, pos, mask, kv_caches=None, slot=0):
+        """Run the augments (no grad) recording the connected layers' outputs, then the anchor with each
+        connected layer's output plus its cross-attention reads. pos (b, t): the new tokens' positions.
+        -> the anchor's logits."""
+        states = {}                                  # (augment, layer) -> [outputs]: local to this call
+        with torch.no_grad(), hooked([(self.augment_blocks[j][l], lambda mod, args, o, key=(j, l):
+                                       states.setdefault(key, []).append(hidden(o)))
+                                      for _, j, l in self.connections]):
+            for j, m in enumerate(self.augments):
+                run_augment(j, m)
+        reads = {}                                   # anchor layer -> [(cross-attention, k, v)]
+        for c, (xa, (i, j, l)) in enumerate(zip(self.xattn, self.connections)):
+            k, v = xa.memory(torch.cat(states[(j, l)], 1), pos)                  # (b, h, t, e)
+            if kv_caches is not None:
+                k, v = kv_caches[c].update(slot, k, v)                            # (b, h, s, e)
+            reads.setdefault(i, []).append((xa, k, v))
+
+        def read(conns):
+            done = [0]  # queries answered so far: Mamba's step calls each block once per token
+
+            def hook(mod, args, out):
+                x = hidden(out)
+                q = slice(done[0], done[0] + x.shape[1])
+                done[0] = q.stop
+                y = x + sum(xa(x, k, v, pos[:, q], mask[:, :, q]) for xa, k, v in conns)
+                return (y, *out[1:]) if isinstance(out, tuple) else y
+            return hook
+        with hooked([(self.anchor_blocks[i], read(conns)) for i, conns in reads.items()]):
+            return run_anchor()
+
+    def forward(self, idx, pos=None, seg=None):
+        """idx (b, t) -> the anchor's logits (b, t, v); pos, seg as in model.Transformer.forward (packed rows)."""
+        b, t = idx.shape
+        call = (lambda m: m(idx)) if pos is None and seg is None else (lambda m: m(idx, pos=pos, seg=seg))
+        p = torch.arange(t, device=idx.device).expand(b, t) if pos is None else pos
+        ok = torch.ones_like(idx, dtype=torch.bool)
+        if self.prompt_end is not None:
+            end = (idx == self.prompt_end).long()
+            before = end.cumsum(1) - end                                          # prompt ends strictly before
+            if seg is None:
+                ok = before == 0
+            else:   # the count at each document's first token
+                start = torch.ones_like(ok)
+                start[:, 1:] = seg[:, 1:] != seg[:, :-1]
+                first = (torch.arange(t, device=idx.device) * start).cummax(1).values
+                ok = before == before.gather(1, first)
+        mask = self._mask(ok, torch.arange(t, device=idx.device), seg)
+        return self._compose(lambda j, m: call(m), lambda: call(self.anchor), p, mask)
+
+    # -- generation: the same interface as model.Transformer / model.Mamba, so model.generate works unchanged
+    def new_cache(self, b, s):
+        w = self.xattn[0].wo.weight
+        return {'slot': 0, 'anchor': self.anchor.new_cache(b, s), 'augments': [m.new_cache(b, s) for m in self.augments],
+                'xattn': [KVCache(b, xa.h, s, xa.e, w.device, w.dtype) for xa in self.xattn],
+                'ok': torch.zeros(b, s, dtype=torch.bool, device=w.device),       # slot holds a readable state
+                'open': torch.ones(b, dtype=torch.bool, device=w.device)}         # prompt mode: prompt not ended
+
+    def step(self, idx, cache, pad):
+        """Feed idx (b, t) into slots [slot, slot + t); row r is left-padded by pad[r] slots. -> logits (b, t, v).
+        Prompt mode: the prompt must end within the first call (prefill), as model.generate's prompts do."""
+        b, t = idx.shape
+        s0 = cache['slot']
+        q = s0 + torch.arange(t, device=idx.device)                                # (t,)
+        pos = (q[None] - pad[:, None]).clamp(min=0)                                # (b, t)
+        ok = q[None] >= pad[:, None]                                               # real tokens (b, t)
+        if self.prompt_end is not None:
+            end = (idx == self.prompt_end) & ok
+            ok = ok & cache['open'][:, None] & (end.cumsum(1) - end.long() == 0)
+            cache['open'] &= ~end.any(1)
+        cache['ok'][:, s0:s0 + t] = ok
+        mask = self._mask(cache['ok'][:, :s0 + t], q)
+        logits = self._compose(lambda j, m: m.step(idx, cache['augments'][j], pad),
+                               lambda: self.anchor.step(idx, cache['anchor'], pad), pos, mask, cache['xattn'], s0)
+        cache['slot'] = s0 + t
+        return logits
+
+
+# ----------------------------------------------------------------------------- the key-value experiment
+# Options of `python calm.py experiment --key=value`. The stages are configs/calm_*.py with these overrides.
+EXPERIMENT = dict(
+    out='out/calm_experiment',  # one out_dir per stage, the data (data_P, data_Q) and results.json
+    arch='transformer',         # of the anchor and the augment
+    n_people=400,               # |P| (the augment's people; 20% train the composition) and |Q| (the anchor's)
+    bios_per_person=8,          # paraphrased biographies per person of P
+    augment_iters=2500,         # steps of each stage
+    anchor_iters=800,
+    calm_iters=300,             # also the fine-tuned anchor's budget
+    connect_every=4,
+    calm_prompt_mode=False,     # True: the augment reads only the question, non-causally
+    threads=0,                  # torch CPU threads; 0 -> torch's default
+)
+STAGES = [('augment', 'configs/calm_augment.py'), ('anchor', 'configs/calm_anchor.py'),
+          ('calm', 'configs/calm.py'), ('finetuned_anchor', 'configs/calm_finetune.py')]
+RUNTIME_KEYS = ('threads', 'device', 'eval_batch', 'compile')  # may differ between a finished stage and now
+
+
+def stage_configs(o):
+    import train
+    data_P, data_Q = f"{o['out']}/data_P", f"{o['out']}/data_Q"
+    common = [f"--threads={o['threads']}", f"--n_people={o['n_people']}"]
+    P = [f'--data_dir={data_P}', f"--bios_per_person={o['bios_per_person']}"]
+    over = {'augment': P + [f"--arch={o['arch']}", f"--max_iters={o['augment_iters']}"],
+            'anchor': [f'--data_dir={data_Q}', f"--arch={o['arch']}", f"--max_iters={o['anchor_iters']}"],
+            'calm': P + [f"--anchor_dir={o['out']}/anchor", f"--augment_dirs={o['out']}/augment",
+                         f"--connect_every={o['connect_every']}", f"--calm_prompt_mode={o['calm_prompt_mode']}",
+                         f"--max_iters={o['calm_iters']}"],
+            'finetuned_anchor': P + [f"--arch={o['arch']}", f"--init_from={o['out']}/anchor",
+                                     f"--max_iters={o['calm_iters']}"]}
+    return {name: train.get_config([os.path.join(HERE, path), f"--out_dir={o['out']}/{name}", *common, *over[name]])
+            for name, path in STAGES}
+
+
+def completion_recall(model, data_dir, split='held_out'):
+    """The fraction of a split's facts the model completes from the answer's own words ("Ada Quinn was born on "):
+    what the augment knows, so an upper bound for the composition."""
+    from model import generate
+    people = [p for p in data.read_jsonl(os.path.join(data_dir, 'people.jsonl')) if p['split'] == split]
+    items = [(data.ANSWER_TEMPLATES[a].format(name=p['name'], value=''), p[a]) for p in people for a in data.QA_ATTRIBUTES]
+    hits = 0
+    for i in range(0, len(items), 256):
+        batch = items[i:i + 256]
+        new = generate(model, [data.encode(text) for text, _ in batch], 48, {data.EOT, ord('.')})
+        hits += sum(gold in data.decode(g) for (_, gold), g in zip(batch, new))
+    return hits / max(1, len(items))
+
+
+def experiment(o):
+    """Run the stages not finished yet, evaluate the anchor alone on P, write and print the table."""
+    import sample
+    import train
+    t0 = time.time()
+    cfgs, runs = stage_configs(o), {}
+    for name, cfg in cfgs.items():
+        done = os.path.join(cfg['out_dir'], 'results.json')
+        if os.path.exists(done):
+            old = json.load(open(os.path.join(cfg['out_dir'], 'config.json')))
+            diff = [k for k in cfg if k not in RUNTIME_KEYS and old.get(k) != cfg[k]]
+            if diff:
+                sys.exit(f"error: {cfg['out_dir']} was run with other options ({', '.join(f'{k}={old.get(k)!r}' for k in diff)}); "
+                         f"use another --out or delete it")
+            print(f"{name}: done ({done})")
+        else:
+            print(f"{name}: training {cfg['out_dir']}")
+            train.train(cfg)
+        runs[name] = json.load(open(done))
+    # The anchor's own run evaluated it on Q; here it answers P's questions. (The augment's run already
+    # evaluated it on P's questions: it is "the augment alone, prompted with the question".)
+    anchor, _ = sample.load(cfgs['anchor']['out_dir'])
+    on_P = train.evaluate(anchor, cfgs['calm'], cfgs['calm']['data_dir'])
+    recall = {name: r['recall'] for name, r in runs.items()}
+    recall['anchor'] = {'trained': on_P['train'], 'held_out': on_P['held_out']}
+    results = {**{name: recall[name]['held_out'] for name, _ in STAGES},
+               'trained_20pct': {name: recall[name]['trained'] for name, _ in STAGES},
+               'anchor_on_its_own_people': runs['anchor']['recall']['trained'],
+               'calm_params': runs['calm']['params'], 'frozen_params': {n: runs[n]['params'] for n in ('anchor', 'augment')},
+               'train_seconds': {name: round(r['wall_seconds']) for name, r in runs.items()},
+               'options': o}
+    with open(os.path.join(o['out'], 'results.json'), 'w') as f:
+        json.dump(results, f, indent=1)
+    rows = [('anchor alone', 'anchor'), ('augment alone (asked the question)', 'augment'),
+            ('anchor fine-tuned on the 20%', 'finetuned_anchor'), ('CALM (anchor + augment)', 'calm')]
+    print(f"\n{'':36s} {'held-out 80% of P':>18s} {'trained 20% of P':>17s}")
+    for label, name in rows:
+        print(f"{label:36s} {results[name]:>18.3f} {results['trained_20pct'][name]:>17.3f}")
+    print(f"(anchor on its own people Q: {results['anchor_on_its_own_people']:.3f}; "
+          f"{time.time() - t0:.0f} s in this call) -> {o['out']}/results.json")
+    return results
+
+
+def main(argv):
+    if not argv or argv[0] != 'experiment':
+        sys.exit(__doc__)
+    o = dict(EXPERIMENT)
+    for arg in argv[1:]:
+        key, eq, text = arg[2:].partition('=') if arg.startswith('--') else ('', '', '')
+        if key not in o or not eq:
+            sys.exit(f"error: expected --key=value with key in {list(o)}, got {arg!r}")
+        want = type(o[key])
+        o[key] = text if want is str else (text in ('True', 'true', '1') if want is bool else want(text))
+    return experiment(o)
+
+
+if __name__ == '__main__':
+    main(sys.argv[1:])
