@@ -6,8 +6,9 @@ one CSV and three plots.
     python sweep.py configs/sweep_gpu.py --launcher=slurm --partition=gpu --gpus=1 --timeout_min=120
     python sweep.py configs/sweep_cpu.py --plot_only=True        # only collect + plot
 
-A sweep config is a Python file defining `grid` (dict of lists of train.py keys), `base` (dict of
-train.py keys common to all runs) and `out_root`; keys below can be overridden as --key=value.
+A sweep config is a Python file defining `grid` (dict of lists of train.py keys; a `tool` axis also
+switches the training mix between mix_qa and mix_qa_tool), `base` (dict of train.py keys common to
+all runs) and `out_root`; keys below can be overridden as --key=value.
 Runs whose results.json exists are skipped, so a killed sweep resumes. Launchers: 'inprocess'
 (train.train in this process), 'local' (submitit's local executor: a process per run) and
 'slurm' (a SLURM job per run through submitit).
@@ -56,6 +57,8 @@ def runs(grid, base, out_root):
         point = dict(zip(keys, values))
         name = '_'.join(f'{k}{v}' for k, v in point.items())
         cfg = {**base, **point, 'out_dir': os.path.join(out_root, name)}
+        if 'tool' in point:  # the tool axis also sets what is trained on: QA through SQL, or from the weights
+            cfg.update(mix_qa=0.0 if point['tool'] else 1.0, mix_qa_tool=1.0 if point['tool'] else 0.0)
         yield name, [f'--{k}={v}' for k, v in cfg.items()]
 
 

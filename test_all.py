@@ -472,8 +472,10 @@ def test_sweep_skips_finished_runs_and_writes_the_csv(tmp_path, tiny_data):
     base = {k.split('=')[0][2:]: ast_value(k.split('=')[1]) for k in TINY}
     cfg.write_text(f"grid = dict(tool=[False, True])\nbase = {base!r}\nbase.update(max_iters=2, data_dir={tiny_data!r}, "
                    f"mix_qa=1.0, mix_qa_tool=0.0)\nout_root = {str(tmp_path / 'sw')!r}\n")
-    names = [n for n, _ in sweep.runs({'tool': [False, True]}, {}, 'x')]
-    assert names == ['toolFalse', 'toolTrue']
+    argvs = dict(sweep.runs({'tool': [False, True]}, {}, 'x'))
+    assert list(argvs) == ['toolFalse', 'toolTrue']
+    assert {'--mix_qa=0.0', '--mix_qa_tool=1.0', '--tool=True'} <= set(argvs['toolTrue'])  # the tool axis sets the mix
+    names = list(argvs)
     sweep.main([str(cfg), '--launcher=local'])
     rows = list(csv.DictReader(open(tmp_path / 'sw' / 'results.csv')))
     assert len(rows) == 2 and list(rows[0]) == sweep.COLUMNS
