@@ -222,8 +222,8 @@ def make_people(opts):
     for group, n, first in [('seen', opts['num'], pools['first_name']),
                             ('unseen', opts['unseen'], pools['unseen_first_name'])]:
         last = pools['last_name']
-        if n > len(first) * len(last) // 2:
-            sys.exit(f"error: {n} unique names need more than {len(first) * len(last)} first x last name "
+        if n > len(first) * len(last):
+            sys.exit(f"error: {n} unique names need more than the {len(first) * len(last)} first x last name "
                      f"combinations; raise --n_first_names or --n_last_names")
         f_idx, l_idx = np.divmod(rng.choice(len(first) * len(last), size=n, replace=False), len(last))
         names += [f"{first[f]} {last[l]}" for f, l in zip(f_idx.tolist(), l_idx.tolist())]
