@@ -245,8 +245,11 @@ def _msg(role, content):
 
 
 def people_lines(P, lo, hi):
-    return [json.dumps({'id': i, 'name': P.names[i], 'split': P.split[i], **{a: P.value(a, i) for a in P.attrs}},
-                       ensure_ascii=False, separators=(',', ':')) + '\n' for i in range(lo, hi)]
+    pools = [[_esc(v) for v in P.pools[attribute_pool(a)]] for a in P.attrs]
+    cols = [P.values[a][lo:hi].tolist() for a in P.attrs]
+    return ['{"id":%d,"name":"%s","split":"%s",' % (lo + i, _esc(P.names[lo + i]), P.split[lo + i]) +
+            ','.join('"%s":"%s"' % (a, pool[col[i]]) for a, pool, col in zip(P.attrs, pools, cols)) + '}\n'
+            for i in range(hi - lo)]
 
 
 def bio_lines(P, lo, hi, choices):
