@@ -939,3 +939,61 @@ def test_train_composes_frozen_checkpoints_and_saves_only_the_composition(tmp_pa
     m, _ = train.build_for_training(ft, '')
     for k, v in anchor.state_dict().items():
         assert torch.equal(v, m.state_dict()[k]), k
+
+
+# ----------------------------------------------------------------------------- sample.py
+class Scripted(torch.nn.Module):
+    """A stand-in model that writes a fixed SQL query, then, once the tool's result is in its context,
+    the answer 'It is <result>'. It tests the answering loop itself: the SQL really runs through db.run_sql
+    and its result is fed back."""
+
+    def __init__(self, sql):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+        self.sql = [data.SQL] + data.encode(sql) + [data.END_SQL]
+
+    def new_cache(self, b, s):
+        return {'seqs': [[] for _ in range(b)]}
+
+    def step(self, idx, cache, pad):
+        logits = torch.full((idx.shape[0], idx.shape[1], data.VOCAB_SIZE), -1e9)
+        for r in range(idx.shape[0]):
+            seq = cache['seqs'][r]
+            seq += [t for t in idx[r].tolist() if t != 0]
+            if data.END_RESULT in seq:
+                res = seq[seq.index(data.RESULT) + 1:seq.index(data.END_RESULT)]
+                script = data.encode('It is ') + res + [data.EOT]
+                done = len(seq) - seq.index(data.END_RESULT) - 1
+            else:
+                script, done = self.sql, len(seq) - seq.index(data.ASSISTANT) - 1
+            logits[r, -1, script[min(done, len(script) - 1)]] = 0
+        return logits
+
+
+def test_answer_loop_runs_the_models_sql_and_feeds_the_result_back(data_dir):
+    p = data.read_jsonl(os.path.join(data_dir, 'people.jsonl'))[3]
+    path = os.path.join(data_dir, db.DB_FILE)
+    m = Scripted(data.sql_for('occupation', p['name']))
+    a = sample.answer(m, ['What is the occupation of X?', 'And again?'], tool=True, db_path=path, batch_size=1)
+    assert a[0]['sql'] == data.sql_for('occupation', p['name'])
+    assert a[0]['result'] == p['occupation'] and a[0]['answer'] == f"It is {p['occupation']}"
+    bad = sample.answer(Scripted("DROP TABLE people"), ['Q?'], tool=True, db_path=path)[0]
+    assert bad['result'].startswith('error:') and bad['answer'] == f"It is {bad['result']}"
+
+
+def test_sample_cli_answers_with_a_trained_checkpoint_and_rejects_bad_ones(tmp_path, tiny_data, capsys):
+    out = str(tmp_path / 's')
+    run_train(out, '--max_iters=2', '--ckpt_interval=2', data_dir=tiny_data)
+    sample.main([f'--out_dir={out}', '--tool', '--question=Where was Ada Quinn born?'])
+    printed = capsys.readouterr().out
+    assert 'answering through SQL' in printed and 'answer:' in printed
+    with pytest.raises(SystemExit, match='not found'):
+        sample.main([f'--out_dir={tmp_path / "nowhere"}'])
+    path = train.list_checkpoints(out)[0]
+    ckpt = torch.load(path, weights_only=True)
+    ckpt['tokenizer'] = 'another vocabulary'
+    torch.save(ckpt, path)
+    for other in train.list_checkpoints(out)[1:]:
+        os.remove(other)
+    with pytest.raises(SystemExit, match='another vocabulary'):
+        sample.main([f'--out_dir={out}'])
