@@ -386,17 +386,14 @@ def test_train_writes_results_metrics_and_plot(tmp_path, tiny_data):
 
 def test_resume_after_sigkill_is_bit_identical(tmp_path, tiny_data):
     ref, crash = str(tmp_path / 'ref'), str(tmp_path / 'crash')
-    run_train(ref, '--max_iters=16', '--ckpt_interval=2', data_dir=tiny_data)
-    p = run_train(crash, '--max_iters=16', '--ckpt_interval=2', data_dir=tiny_data, wait=False)
-    deadline = time.time() + 120
-    while not train.list_checkpoints(crash) and time.time() < deadline:  # kill somewhere after a checkpoint
-        time.sleep(0.05)
-    time.sleep(0.3)
-    p.send_signal(signal.SIGKILL)
-    p.wait()
+    run_train(ref, '--max_iters=16', '--ckpt_interval=4', data_dir=tiny_data)
+    p = run_train(crash, '--max_iters=16', '--ckpt_interval=4', data_dir=tiny_data, wait=False,
+                  env={'TRAIN_SIGKILL_AT_STEP': '7'})   # killed between the checkpoints of steps 4 and 8
+    p.communicate(timeout=300)
+    assert p.returncode == -signal.SIGKILL
     step_at_kill = train.load_checkpoint(crash)[1]['step']
-    assert step_at_kill < 16, "the run finished before it could be killed: the test proves nothing"
-    log = run_train(crash, '--max_iters=16', '--ckpt_interval=2', data_dir=tiny_data)
+    assert step_at_kill == 4
+    log = run_train(crash, '--max_iters=16', '--ckpt_interval=4', data_dir=tiny_data)
     assert f'resumed from' in log
     (s1, w1), (s2, w2) = final_weights(ref), final_weights(crash)
     assert s1 == s2 == 16

@@ -456,6 +456,7 @@ def train(cfg):
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16)
 
     stop = {'now': False}
+    crash_at = int(os.environ.get('TRAIN_SIGKILL_AT_STEP', -1))
 
     def on_sigterm(signum, frame):  # cluster preemption: checkpoint at the end of this step, exit cleanly
         stop['now'] = True
@@ -533,6 +534,8 @@ def train(cfg):
                 save_checkpoint(out_dir, state())
             if world > 1:
                 torch.distributed.barrier()
+        if step == crash_at:   # crash injection for the resume test: a real hard kill, no cleanup at all
+            os.kill(os.getpid(), signal.SIGKILL)
         if stop['now']:
             if master:
                 bar.write(f"SIGTERM: checkpoint saved at step {step}; run the same command to resume")
