@@ -6,7 +6,8 @@ one CSV and three plots.
     python sweep.py configs/sweep_gpu.py --launcher=slurm --partition=gpu --gpus=1 --timeout_min=120
     python sweep.py configs/sweep_cpu.py --plot_only=True        # only collect + plot
 
-A sweep config is a Python file defining `grid` (dict of lists of train.py keys; a `tool` axis also
+A sweep config is a Python file defining `grid` (dict of lists of train.py keys, or a list of such
+dicts whose union is run; a `tool` axis also
 switches the training mix between mix_qa and mix_qa_tool), `base` (dict of train.py keys common to
 all runs) and `out_root`; keys below can be overridden as --key=value.
 Runs whose results.json exists are skipped, so a killed sweep resumes. Launchers: 'inprocess'
@@ -51,7 +52,13 @@ def load_sweep(argv):
 
 
 def runs(grid, base, out_root):
-    """Every combination of the grid -> (name, train.py argv)."""
+    """Every combination of the grid (a dict of lists, or a list of such dicts: their union)
+    -> (name, train.py argv)."""
+    for sub in [grid] if isinstance(grid, dict) else grid:
+        yield from _runs(sub, base, out_root)
+
+
+def _runs(grid, base, out_root):
     keys = list(grid)
     for values in itertools.product(*(grid[k] for k in keys)):
         point = dict(zip(keys, values))

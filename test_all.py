@@ -462,6 +462,8 @@ def test_sweep_fit_on_synthetic_numbers():
     rows = [dict(arch='transformer', tool=False, n_facts=100, params=p, recall_trained=r)
             for p, r in [(1000, 0.5), (2000, 0.96), (4000, 1.0), (2000, 0.90)]]  # 2000: mean of two seeds 0.93
     assert sweep.smallest_reaching(rows) == {('transformer', False, 100): 4000}
+    union = [n for n, _ in sweep.runs([{'arch': ['transformer'], 'tool': [False, True]}, {'arch': ['mamba']}], {}, 'x')]
+    assert union == ['archtransformer_toolFalse', 'archtransformer_toolTrue', 'archmamba']  # a list of grids: their union
 
 
 def test_sweep_skips_finished_runs_and_writes_the_csv(tmp_path, tiny_data):
