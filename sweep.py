@@ -140,8 +140,12 @@ def plot(rows, out_root):
                 if pts:
                     xs = sorted(pts)
                     ax.plot(xs, [sum(pts[x]) / len(pts[x]) for x in xs], marker='o', label=f'{facts} facts')
-            ax.set(xscale='log', xlabel='parameters', ylabel='recall (trained people)', ylim=(-0.02, 1.02),
-                   title=f"{arch}, {'with the SQL tool' if tool else 'in weights (no tool)'}")
+            title = f"{arch}, {'with the SQL tool' if tool else 'in weights (no tool)'}"
+            if not ax.lines:  # this (arch, tool) pair is not in the grid
+                ax.set_title(title + ': not in this grid')
+                ax.axis('off')
+                continue
+            ax.set(xscale='log', xlabel='parameters', ylabel='recall (trained people)', ylim=(-0.02, 1.02), title=title)
             ax.axhline(0.95, color='gray', lw=0.5, ls='--')
             ax.legend(fontsize=8)
     fig.tight_layout()

@@ -1,10 +1,16 @@
-# The capacity grid sized for 2 CPU cores (~50 min): 2-layer Transformers of width 16..64 on 50..400
-# people, in weights vs with the tool, plus 2-layer Mambas in weights. Every run has the same budget of
-# 1500 steps of 4 x 512 tokens.  `python sweep.py configs/sweep_cpu.py` (finished runs are skipped).
+# The capacity grid sized for 2 CPU cores (~55 min). `python sweep.py configs/sweep_cpu.py`
+# (finished runs are skipped). 2-layer models; recall is measured on the people trained on.
+#  - in weights: Transformers of width 16..64 on 50..400 people (200..1600 facts), 1500 steps of 4 x 512 tokens;
+#  - with the tool: widths 32 and 64 on 1000 and 2000 people, with configs/tool.py's recipe (3000 steps of
+#    8 x 512 tokens). The tool skill (copying the name into SQL, the result into the answer) only emerged
+#    with >= 800 distinct training names: on <= 400 people the tool models memorized the names instead;
+#  - Mamba in weights, widths 16 and 32 on 50 and 200 people.
 out_root = 'results/sweep_cpu'
 grid = [
-    dict(arch=['transformer'], tool=[False, True], n_people=[50, 100, 200, 400], n_embd=[16, 32, 64]),
-    dict(arch=['mamba'], tool=[False], n_people=[50, 200], n_embd=[16, 32, 64]),
+    dict(arch=['transformer'], tool=[False], n_people=[50, 100, 200, 400], n_embd=[16, 32, 64]),
+    dict(arch=['transformer'], tool=[True], n_people=[1000, 2000], n_embd=[32, 64], n_head=[4], batch_size=[8],
+         max_iters=[3000], learning_rate=[3e-3], weight_decay=[0.1]),
+    dict(arch=['mamba'], tool=[False], n_people=[50, 200], n_embd=[16, 32]),
 ]
 base = dict(
     n_layer=2, n_head=2, held_out=0.2, n_unseen=50, seed=0,
