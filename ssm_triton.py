@@ -26,6 +26,7 @@ Glossary of dimension letters in the shape comments:
     g groups of B/C (channel i uses group i // k), k = d // g channels per group, t time steps of one chunk
 """
 import bisect
+import functools
 import itertools
 import os
 
@@ -221,6 +222,13 @@ def _chunk_states(h0, dt, u, A, B):
     return E, Q, eM
 
 
+@functools.lru_cache(maxsize=16)
+def _suffix_ones(t, dtype):
+    """(t, t) with U[s, t] = 1 where s >= t: x @ U is x's reversed cumsum, one matmul instead of flip,
+    cumsum, flip (flip copies slowly on CPU). Only adds (no subtraction): exact up to summation order."""
+    return torch.ones(t, t, dtype=dtype).tril_()
+
+
 def _grouped(u, dt, A, B):
     g = B.shape[1]
     b, d, l = u.shape
@@ -254,30 +262,37 @@ def _torch_bwd(gy, u, dt, A, B, C, states, bounds):
     gh = torch.zeros_like(states[:, :, :, 0])                      # (b, g, k, n) adjoint of the chunk's last state
     for c in range(len(bounds) - 2, -1, -1):
         t0, t1 = bounds[c], bounds[c + 1]
-        dtc, uc, gyc = dtv[..., t0:t1], uv[..., t0:t1], gyv[..., t0:t1]   # (b, g, k, 1, t)
-        Bc, Cc = B[..., t0:t1].unsqueeze(2), C[..., t0:t1].unsqueeze(2)   # (b, g, 1, n, t)
-        h0 = states[:, :, :, c]                                    # (b, g, k, n)
-        E, Q, eM = _chunk_states(h0, dtc, uc, Av, B[..., t0:t1])   # (b, g, k, n, t) x2, (b, g, k, n, 1)
-        # adjoint of h_t: G_t = C_t gy_t + exp(dt_{t+1} A) G_{t+1} = P_t / E_t, P a reversed cumsum of
-        # E_s C_s gy_s plus, at the last step, the adjoint gh from later chunks
-        P = torch.mul(E, Cc).mul_(gyc)                             # (b, g, k, n, t)
-        P[..., -1] += gh * E[..., -1]
-        P = P.flip(-1).cumsum_(-1).flip(-1)                        # (b, g, k, n, t)
-        gh = P[..., 0] * eM[..., 0]                                # (b, g, k, n) adjoint of h0: exp(dt_t0 A) G_t0
-        # the decay exp(dt_t A) multiplies h_{t-1}: its share of the gradient is G_t exp(dt_t A) h_{t-1} = P_t Q_{t-1}
-        # (equal to G_t (h_t - dt_t u_t B_t), which cancels when the decay is strong)
-        R = torch.empty_like(P)                                    # (b, g, k, n, t)
-        torch.mul(P[..., 1:], Q[..., :-1], out=R[..., 1:])
-        torch.mul(P[..., 0], h0 * eM[..., 0], out=R[..., 0])
-        gC[..., t0:t1] = Q.mul_(E).mul_(gyc).sum(2)                # (b, g, n, t) from the states h = Q E
-        G = P.div_(E)                                              # (b, g, k, n, t)
-        tmp = E  # E is not needed below: its memory holds the products that get summed
-        gB[..., t0:t1] = torch.mul(G, dtc * uc, out=tmp).sum(2)    # (b, g, n, t)
-        gX = torch.mul(G, Bc, out=tmp).sum(-2, keepdim=True)       # (b, g, k, 1, t) grad of dt*u
-        gdt[..., t0:t1] = gX * uc + torch.mul(R, Av, out=tmp).sum(-2, keepdim=True)
-        gu[..., t0:t1] = gX * dtc
-        gA += torch.mul(R, dtc, out=tmp).sum((0, -1)).unsqueeze(-1)
+        gu[..., t0:t1], gdt[..., t0:t1], gA_c, gB[..., t0:t1], gC[..., t0:t1], gh = _bwd_chunk(
+            states[:, :, :, c], dtv[..., t0:t1], uv[..., t0:t1], gyv[..., t0:t1], Av, B[..., t0:t1], C[..., t0:t1], gh)
+        gA += gA_c
     return gu.view(b, d, l), gdt.view(b, d, l), gA.view(d, -1), gB, gC
+
+
+def _bwd_chunk(h0, dtc, uc, gyc, Av, Braw, Craw, gh):
+    """One chunk of the backward. h0: (b,g,k,n) state before the chunk; dtc, uc, gyc: (b,g,k,1,t);
+    Av: (g,k,n,1); Braw, Craw: (b,g,n,t); gh: (b,g,k,n) adjoint of the chunk's last state.
+    -> grads of u, dt (b,g,k,1,t), A (g,k,n,1), B, C (b,g,n,t) on the chunk, and the adjoint of h0."""
+    Bc, Cc = Braw.unsqueeze(2), Craw.unsqueeze(2)                # (b, g, 1, n, t)
+    E, Q, eM = _chunk_states(h0, dtc, uc, Av, Braw)                # (b, g, k, n, t) x2, (b, g, k, n, 1)
+    # adjoint of h_t: G_t = C_t gy_t + exp(dt_{t+1} A) G_{t+1} = P_t / E_t, P a reversed cumsum of
+    # E_s C_s gy_s plus, at the last step, the adjoint gh from later chunks
+    P = torch.mul(E, Cc).mul_(gyc)                                 # (b, g, k, n, t)
+    P[..., -1] += gh * E[..., -1]
+    P = P @ _suffix_ones(P.shape[-1], P.dtype)                     # (b, g, k, n, t) reversed cumsum
+    gh = P[..., 0] * eM[..., 0]                                    # (b, g, k, n) adjoint of h0: exp(dt_t0 A) G_t0
+    # the decay exp(dt_t A) multiplies h_{t-1}: its share of the gradient is G_t exp(dt_t A) h_{t-1} = P_t Q_{t-1}
+    # (equal to G_t (h_t - dt_t u_t B_t), which cancels when the decay is strong)
+    R = torch.empty_like(P)                                        # (b, g, k, n, t)
+    torch.mul(P[..., 1:], Q[..., :-1], out=R[..., 1:])
+    torch.mul(P[..., 0], h0 * eM[..., 0], out=R[..., 0])
+    gC = Q.mul_(E).mul_(gyc).sum(2)                                # (b, g, n, t) from the states h = Q E
+    G = P.div_(E)                                                  # (b, g, k, n, t)
+    tmp = E  # E is not needed below: its memory holds the products that get summed
+    gB = torch.mul(G, dtc * uc, out=tmp).sum(2)                    # (b, g, n, t)
+    gX = torch.mul(G, Bc, out=tmp).sum(-2, keepdim=True)           # (b, g, k, 1, t) grad of dt*u
+    gdt = gX * uc + torch.mul(R, Av, out=tmp).sum(-2, keepdim=True)
+    gA = torch.mul(R, dtc, out=tmp).sum((0, -1)).unsqueeze(-1)     # (g, k, n, 1)
+    return gX * dtc, gdt, gA, gB, gC, gh
 
 
 # ----------------------------------------------------------------------------------------------------
