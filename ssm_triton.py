@@ -223,10 +223,10 @@ def _chunk_states(h0, dt, u, A, B):
 
 
 @functools.lru_cache(maxsize=16)
-def _suffix_ones(t, dtype):
+def _suffix_ones(t, dtype, device):
     """(t, t) with U[s, t] = 1 where s >= t: x @ U is x's reversed cumsum, one matmul instead of flip,
     cumsum, flip (flip copies slowly on CPU). Only adds (no subtraction): exact up to summation order."""
-    return torch.ones(t, t, dtype=dtype).tril_()
+    return torch.ones(t, t, dtype=dtype, device=device).tril_()
 
 
 def _grouped(u, dt, A, B):
@@ -278,7 +278,7 @@ def _bwd_chunk(h0, dtc, uc, gyc, Av, Braw, Craw, gh):
     # E_s C_s gy_s plus, at the last step, the adjoint gh from later chunks
     P = torch.mul(E, Cc).mul_(gyc)                                 # (b, g, k, n, t)
     P[..., -1] += gh * E[..., -1]
-    P = P @ _suffix_ones(P.shape[-1], P.dtype)                     # (b, g, k, n, t) reversed cumsum
+    P = P @ _suffix_ones(P.shape[-1], P.dtype, P.device)           # (b, g, k, n, t) reversed cumsum
     gh = P[..., 0] * eM[..., 0]                                    # (b, g, k, n) adjoint of h0: exp(dt_t0 A) G_t0
     # the decay exp(dt_t A) multiplies h_{t-1}: its share of the gradient is G_t exp(dt_t A) h_{t-1} = P_t Q_{t-1}
     # (equal to G_t (h_t - dt_t u_t B_t), which cancels when the decay is strong)

@@ -7,9 +7,9 @@ one CSV and three plots.
     python sweep.py configs/sweep_cpu.py --plot_only=True        # only collect + plot
 
 A sweep config is a Python file defining `grid` (dict of lists of train.py keys, or a list of such
-dicts whose union is run; a `tool` axis also
-switches the training mix between mix_qa and mix_qa_tool), `base` (dict of train.py keys common to
-all runs) and `out_root`; keys below can be overridden as --key=value.
+dicts whose union is run; a `tool` axis also switches the training mix between mix_qa and
+mix_qa_tool), `base` (dict of train.py keys common to all runs) and `out_root`; keys below can be
+overridden as --key=value.
 Runs whose results.json exists are skipped, so a killed sweep resumes. Launchers: 'inprocess'
 (train.train in this process), 'local' (submitit's local executor: a process per run) and
 'slurm' (a SLURM job per run through submitit).
