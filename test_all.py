@@ -307,6 +307,28 @@ def test_packed_documents_do_not_attend_to_each_other():
         leaky = m(row, pos=pos)
     assert not torch.allclose(leaky[0, 5:8], alone_b[0], atol=1e-4)
 
+def test_packer_without_doc_mask_reads_a_row_as_one_text():
+    """doc_mask=False: one segment per row and positions that run on, so the second document's logits
+    equal those of the whole row read as plain text (and differ from the document alone)."""
+    docs = [[5, 6, 7, 8, 9], [10, 11, 12]]
+    flat = sum(docs, [])
+    tok = {'tokens': np.array(flat, np.uint16), 'mask': np.ones(len(flat), np.uint8),
+           'offsets': np.array([0, 5, 8]), 'split': np.array([0, 0], np.uint8)}
+    outs = {}
+    for doc_mask in (True, False):
+        packer = train.Packer([(tok, np.array([0, 1]), 1.0)], 10, 0, doc_mask=doc_mask)
+        idx, tgt, w, pos, seg = packer.build([0])
+        outs[doc_mask] = (idx, pos, seg)
+    idx, pos, seg = (torch.from_numpy(a) for a in outs[False])
+    assert pos[0, :8].tolist() == list(range(8)) and set(seg[0, :8].tolist()) == {0} and seg[0, 8:].tolist() == [-1, -1]
+    assert len(set(outs[True][2][0, :8].tolist())) == 2 and outs[True][1][0, :8].tolist() != list(range(8))
+    m = tiny_model()
+    with torch.no_grad():
+        packed = m(idx, pos=pos, seg=seg)
+        as_text = m(idx[:, :8])
+    torch.testing.assert_close(packed[0, :8], as_text[0], rtol=1e-5, atol=1e-5)
+
+
 
 def test_loss_never_covers_user_text_or_tool_result(tmp_path):
     """Changing the tool's result text (or the question) changes no loss term."""

@@ -43,6 +43,7 @@ DEFAULTS = dict(
     mix_qa_tool=1.0,            # ... of the QA answered through the tool
     mix_bios=0.0,               # ... of the biographies (of the splits in bios_splits)
     bios_splits='train',        # comma list of splits whose biographies are trained on
+    doc_mask=True,              # attention stays inside each packed document; False: a row reads as one text
     # model
     arch='transformer',         # 'transformer', 'mamba', or 'calm' (a composition of trained runs, see calm.py)
     n_layer=2,
@@ -81,7 +82,7 @@ DEFAULTS = dict(
 )
 # Resuming with a different value of one of these would silently mix two experiments.
 MUST_MATCH = ['seed', 'n_people', 'held_out', 'n_unseen', 'data_seed', 'bios_per_person', 'tool', 'mix_qa',
-              'mix_qa_tool', 'mix_bios', 'bios_splits', 'arch', 'n_layer', 'n_embd', 'n_head', 'mlp_hidden',
+              'mix_qa_tool', 'mix_bios', 'bios_splits', 'doc_mask', 'arch', 'n_layer', 'n_embd', 'n_head', 'mlp_hidden',
               'd_state', 'expand', 'block_size', 'batch_size', 'grad_accum', 'anchor_dir', 'augment_dirs',
               'connect_every', 'calm_prompt_mode', 'init_from']
 
@@ -162,10 +163,13 @@ class Packer:
     """Deterministic epochs of packed rows. Each epoch shuffles the documents (seeded by seed and
     epoch) and fills rows of block_size greedily with whole documents; the rest of a row is padding
     (loss-masked). Documents never share attention: each token carries its document id (seg) and
-    its position inside the document (pos). The state is just (epoch, row)."""
+    its position inside the document (pos). The state is just (epoch, row).
+    With doc_mask=False a row is one text (positions run on, documents read the ones before them), as in
+    plain LM pretraining: a model trained so learns to ignore unrelated text before what it knows."""
 
-    def __init__(self, sources, block_size, seed):
+    def __init__(self, sources, block_size, seed, doc_mask=True):
         self.sources, self.T, self.seed = sources, block_size, seed  # sources: [(tok dict, doc ids, copies)]
+        self.doc_mask = doc_mask
         self.epoch, self.row = 0, 0
         self._pack()
 
@@ -230,8 +234,8 @@ class Packer:
                 idx[i, at:at + L] = ids
                 tgt[i, at:at + L - 1] = ids[1:]
                 mask[i, at:at + L - 1] = tok['mask'][start + 1:start + L]  # predict token k+1 where it is written by the model
-                pos[i, at:at + L] = np.arange(L)
-                seg[i, at:at + L] = j
+                pos[i, at:at + L] = np.arange(L) + (0 if self.doc_mask else at)
+                seg[i, at:at + L] = j if self.doc_mask else 0
                 at += L
         return idx, tgt, mask, pos, seg
 
@@ -249,7 +253,7 @@ def make_packer(cfg, data_dir, seed_offset=0):
             sources.append((tok, ids, copies))
     if not sources:
         sys.exit("error: nothing to train on: set mix_qa, mix_qa_tool or mix_bios > 0")
-    return Packer(sources, cfg['block_size'], cfg['seed'] + seed_offset)
+    return Packer(sources, cfg['block_size'], cfg['seed'] + seed_offset, cfg['doc_mask'])
 
 
 # ----------------------------------------------------------------------------- checkpoints
