@@ -1,5 +1,6 @@
 # In-weight learning: 1000 people x 4 attributes = 4000 facts, answered from the weights.
-# A 2-layer, width-64 Transformer (165K parameters). Target (2 CPU cores, < 15 min): >= 95% recall.
+# A 2-layer, width-64 Transformer (165K parameters). Target (2 CPU cores, < 15 min): >= 95% recall;
+# measured: 43.7% in 14.6 min (69 epochs), see the README.
 out_dir = 'out/no_tool'
 tool = False
 mix_qa = 1.0
@@ -7,9 +8,11 @@ mix_qa_tool = 0.0
 n_people = 1000
 held_out = 0.0          # every person's QA is trained on: 4000 facts
 n_unseen = 100
+n_head = 2              # heads of width 32: ~20% faster here than 4 of 16
+block_size = 256        # ~80-token dialogs pack 3 to a row; shorter rows make attention cheaper
 learning_rate = 5e-3
 min_lr = 5e-4
 weight_decay = 0.0      # decay pulls memorized facts back out of the weights
 warmup_iters = 200
-max_iters = 5000        # ~50 epochs of 4000 dialogs
-eval_interval = 1000
+max_iters = 12500       # ~69 epochs of 4000 dialogs: memorization comes late (1% at epoch 27, 14% at 55)
+eval_interval = 2500
