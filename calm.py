@@ -20,7 +20,8 @@ reads augment positions <= t (causal, as in the paper); with prompt_end the augm
 of the prompt (up to and including the first prompt_end token of each document), read by every position.
 Not in the paper: RMSNorm on both inputs of the cross-attention (as before every block of our models), and
 rotary positions on its queries and keys (both models read the same tokens, so "the augment's state at my
-own position" is easy to find).
+own position" is easy to find); optionally (position_bias=True, train.py's calm_position_bias) a learned
+ALiBi-style distance penalty per head.
 
 Hooks on the blocks are registered for one call and removed at its end (also on an error), and hidden states
 live only in that call's local variables: nothing outlives a step. Generation keeps the anchor's and the
@@ -50,7 +51,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 class CrossAttention(nn.Module):
     """One connection: queries from the anchor layer's output x, keys and values from f_proj(augment layer)."""
 
-    def __init__(self, d, a, n_head, rope_theta=10000.0):
+    def __init__(self, d, a, n_head, rope_theta=10000.0, position_bias=False):
         super().__init__()
         assert d % n_head == 0 and (d // n_head) % 2 == 0, f"anchor width {d} / {n_head} heads must be even"
         self.h, self.e, self.theta = n_head, d // n_head, rope_theta
@@ -62,6 +63,9 @@ class CrossAttention(nn.Module):
         for lin in (self.proj, self.wq, self.wkv):
             nn.init.normal_(lin.weight, std=0.02)
         nn.init.zeros_(self.wo.weight)                         # untrained composition == anchor
+        # optional: a learned per-head penalty on the distance between query and memory positions
+        # (ALiBi-style), so "the augment's state at my own position" is the easy thing to read
+        self.slope = nn.Parameter(2.0 ** -torch.arange(n_head, dtype=torch.float)) if position_bias else None
 
     def memory(self, m, pos):
         """Augment states m (b, s, a) at positions pos (b, s) -> keys, values (b, h, s, e)."""
@@ -70,10 +74,14 @@ class CrossAttention(nn.Module):
         k = apply_rope(k, *rope(pos, self.e, self.theta))
         return k.transpose(1, 2), v.transpose(1, 2)
 
-    def forward(self, x, k, v, pos, mask):
-        """x (b, t, d) at positions pos (b, t) reads k, v (b, h, s, e) where mask (b, 1, t, s) -> (b, t, d)."""
+    def forward(self, x, k, v, pos, mask, kpos=None):
+        """x (b, t, d) at positions pos (b, t) reads k, v (b, h, s, e) at positions kpos (b, s) where
+        mask (b, 1, t, s) -> (b, t, d)."""
         b, t, d = x.shape
         q = apply_rope(self.wq(self.norm_x(x)).view(b, t, self.h, self.e), *rope(pos, self.e, self.theta))
+        if self.slope is not None:
+            dist = (pos[:, None, :, None] - kpos[:, None, None, :]).abs().to(q.dtype)        # (b, 1, t, s)
+            mask = (-self.slope[:, None, None].to(q.dtype) * dist).masked_fill(~mask, float('-inf'))  # (b, h, t, s)
         y = F.scaled_dot_product_attention(q.transpose(1, 2), k, v, attn_mask=mask)          # (b, h, t, e)
         return self.wo(y.transpose(1, 2).reshape(b, t, d))
 
@@ -103,11 +111,12 @@ def default_connections(n_anchor, n_augment, every):
 
 class CALM(nn.Module):
     def __init__(self, anchor, augments, connect_every=4, connections=None, n_head=4, prompt_end=None,
-                 anchor_blocks=None, augment_blocks=None):
+                 anchor_blocks=None, augment_blocks=None, position_bias=False):
         """anchor, augments: models mapping idx (b, t) to logits (one augment or a list). Their blocks are
         model.blocks unless given as anchor_blocks=[...], augment_blocks=[[...] per augment].
         connections: per augment, [(anchor layer, augment layer)] (0-based block outputs); default from
-        connect_every. prompt_end: None (causal, paper) or the token id that ends the augment's prompt."""
+        connect_every. prompt_end: None (causal, paper) or the token id that ends the augment's prompt.
+        position_bias: a learned distance penalty in the cross-attention (not in the paper)."""
         super().__init__()
         augments = list(augments) if isinstance(augments, (list, tuple)) else [augments]
         self.anchor, self.augments, self.prompt_end = anchor, nn.ModuleList(augments), prompt_end
@@ -120,7 +129,8 @@ class CALM(nn.Module):
             connections = [default_connections(len(self.anchor_blocks), len(bl), connect_every) for bl in self.augment_blocks]
         self.connections = [(i, j, l) for j, pairs in enumerate(connections) for i, l in pairs]  # (anchor, augment, layer)
         widths = self._widths()
-        self.xattn = nn.ModuleList(CrossAttention(widths[0][i], widths[1 + j][l], n_head) for i, j, l in self.connections)
+        self.xattn = nn.ModuleList(CrossAttention(widths[0][i], widths[1 + j][l], n_head, position_bias=position_bias)
+                                   for i, j, l in self.connections)
 
     @torch.no_grad()
     def _widths(self):
@@ -164,10 +174,11 @@ class CALM(nn.Module):
         mask = mask | ~mask.any(-1, keepdim=True)   # a query reading nothing (padding) reads all: no NaN
         return mask[:, None]
 
-    def _compose(self, run_augment, run_anchor, pos, mask, kv_caches=None, slot=0):
+    def _compose(self, run_augment, run_anchor, pos, mask, kv_caches=None, slot=0, kpos=None):
         """Run the augments (no grad) recording the connected layers' outputs, then the anchor with each
-        connected layer's output plus its cross-attention reads. pos (b, t): the new tokens' positions.
-        -> the anchor's logits."""
+        connected layer's output plus its cross-attention reads. pos (b, t): the new tokens' positions;
+        kpos (b, s): the memory slots' positions (default pos). -> the anchor's logits."""
+        kpos = pos if kpos is None else kpos
         states = {}                                  # (augment, layer) -> [outputs]: local to this call
         with torch.no_grad(), hooked([(self.augment_blocks[j][l], lambda mod, args, o, key=(j, l):
                                        states.setdefault(key, []).append(hidden(o)))
@@ -188,7 +199,7 @@ class CALM(nn.Module):
                 x = hidden(out)
                 q = slice(done[0], done[0] + x.shape[1])
                 done[0] = q.stop
-                y = x + sum(xa(x, k, v, pos[:, q], mask[:, :, q]) for xa, k, v in conns)
+                y = x + sum(xa(x, k, v, pos[:, q], mask[:, :, q], kpos) for xa, k, v in conns)
                 return (y, *out[1:]) if isinstance(out, tuple) else y
             return hook
         with hooked([(self.anchor_blocks[i], read(conns)) for i, conns in reads.items()]):
@@ -236,7 +247,8 @@ class CALM(nn.Module):
         cache['ok'][:, s0:s0 + t] = ok
         mask = self._mask(cache['ok'][:, :s0 + t], q)
         logits = self._compose(lambda j, m: m.step(idx, cache['augments'][j], pad),
-                               lambda: self.anchor.step(idx, cache['anchor'], pad), pos, mask, cache['xattn'], s0)
+                               lambda: self.anchor.step(idx, cache['anchor'], pad), pos, mask, cache['xattn'], s0,
+                               kpos=(torch.arange(s0 + t, device=idx.device)[None] - pad[:, None]).clamp(min=0))
         cache['slot'] = s0 + t
         return logits
 
@@ -246,10 +258,11 @@ class CALM(nn.Module):
 EXPERIMENT = dict(
     out='out/calm_experiment',  # one out_dir per stage, the data (data_P, data_Q) and results.json
     arch='transformer',         # of the anchor and the augment
-    n_people=400,               # |P| (the augment's people; 20% train the composition) and |Q| (the anchor's)
-    bios_per_person=8,          # paraphrased biographies per person of P
-    augment_iters=2500,         # steps of each stage
-    anchor_iters=800,
+    n_people=200,               # |P|: the augment's people (the QA of 20% of them trains the composition)
+    anchor_people=2000,         # |Q|: the anchor's people (many, so that it copies names instead of memorizing them)
+    bios_per_person=16,         # paraphrased biographies per person of P
+    augment_iters=4000,         # steps of each stage
+    anchor_iters=1500,
     calm_iters=300,             # also the fine-tuned anchor's budget
     connect_every=4,
     calm_prompt_mode=False,     # True: the augment reads only the question, non-causally
@@ -263,10 +276,11 @@ RUNTIME_KEYS = ('threads', 'device', 'eval_batch', 'compile')  # may differ betw
 def stage_configs(o):
     import train
     data_P, data_Q = f"{o['out']}/data_P", f"{o['out']}/data_Q"
-    common = [f"--threads={o['threads']}", f"--n_people={o['n_people']}"]
-    P = [f'--data_dir={data_P}', f"--bios_per_person={o['bios_per_person']}"]
+    common = [f"--threads={o['threads']}"]
+    P = [f'--data_dir={data_P}', f"--n_people={o['n_people']}", f"--bios_per_person={o['bios_per_person']}"]
     over = {'augment': P + [f"--arch={o['arch']}", f"--max_iters={o['augment_iters']}"],
-            'anchor': [f'--data_dir={data_Q}', f"--arch={o['arch']}", f"--max_iters={o['anchor_iters']}"],
+            'anchor': [f'--data_dir={data_Q}', f"--n_people={o['anchor_people']}", f"--arch={o['arch']}",
+                       f"--max_iters={o['anchor_iters']}"],
             'calm': P + [f"--anchor_dir={o['out']}/anchor", f"--augment_dirs={o['out']}/augment",
                          f"--connect_every={o['connect_every']}", f"--calm_prompt_mode={o['calm_prompt_mode']}",
                          f"--max_iters={o['calm_iters']}"],
@@ -276,16 +290,21 @@ def stage_configs(o):
             for name, path in STAGES}
 
 
-def completion_recall(model, data_dir, split='held_out'):
-    """The fraction of a split's facts the model completes from the answer's own words ("Ada Quinn was born on "):
-    what the augment knows, so an upper bound for the composition."""
+def completion_recall(model, data_dir, split='held_out', in_dialog=False):
+    """The fraction of a split's facts the model completes from the answer's own words ("Ada Quinn was born on "),
+    alone or (in_dialog) after the question, as the composition's augment reads it: what the augment
+    knows, so a ceiling for the composition."""
     from model import generate
-    people = [p for p in data.read_jsonl(os.path.join(data_dir, 'people.jsonl')) if p['split'] == split]
-    items = [(data.ANSWER_TEMPLATES[a].format(name=p['name'], value=''), p[a]) for p in people for a in data.QA_ATTRIBUTES]
+    docs = [d for d in data.read_jsonl(os.path.join(data_dir, data.FILES['qa'])) if d['split'] == split]
+    items = []
+    for d in docs:
+        question, answer = d['messages'][0]['content'], d['messages'][1]['content']
+        prefix = data.encode(answer[:answer.rindex(d['answer'])])
+        items.append(((data.prompt_ids(question) if in_dialog else []) + prefix, d['answer']))
     hits = 0
     for i in range(0, len(items), 256):
         batch = items[i:i + 256]
-        new = generate(model, [data.encode(text) for text, _ in batch], 48, {data.EOT, ord('.')})
+        new = generate(model, [ids for ids, _ in batch], 48, {data.EOT, ord('.')})
         hits += sum(gold in data.decode(g) for (_, gold), g in zip(batch, new))
     return hits / max(1, len(items))
 
@@ -315,11 +334,13 @@ def experiment(o):
     on_P = train.evaluate(anchor, cfgs['calm'], cfgs['calm']['data_dir'])
     augment, _ = sample.load(cfgs['augment']['out_dir'])
     knows = completion_recall(augment, cfgs['calm']['data_dir'])
+    knows_in_dialog = completion_recall(augment, cfgs['calm']['data_dir'], in_dialog=True)
     recall = {name: r['recall'] for name, r in runs.items()}
     recall['anchor'] = {'trained': on_P['train'], 'held_out': on_P['held_out']}
     results = {**{name: recall[name]['held_out'] for name, _ in STAGES},
                'trained_20pct': {name: recall[name]['trained'] for name, _ in STAGES},
                'augment_completes_held_out': knows,   # a ceiling for what the composition can read
+               'augment_completes_held_out_in_dialog': knows_in_dialog,  # ... after the question, as CALM reads it
                'anchor_on_its_own_people': runs['anchor']['recall']['trained'],
                'calm_params': runs['calm']['params'], 'frozen_params': {n: runs[n]['params'] for n in ('anchor', 'augment')},
                'train_seconds': {name: round(r['wall_seconds']) for name, r in runs.items()},
@@ -331,7 +352,8 @@ def experiment(o):
     print(f"\n{'':36s} {'held-out 80% of P':>18s} {'trained 20% of P':>17s}")
     for label, name in rows:
         print(f"{label:36s} {results[name]:>18.3f} {results['trained_20pct'][name]:>17.3f}")
-    print(f"(the augment completes {knows:.3f} of the held-out facts from the answer's own words; "
+    print(f"(the augment completes {knows:.3f} of the held-out facts from the answer's own words, "
+          f"{knows_in_dialog:.3f} after the question; "
           f"anchor on its own people Q: {results['anchor_on_its_own_people']:.3f}; "
           f"{time.time() - t0:.0f} s in this call) -> {o['out']}/results.json")
     return results

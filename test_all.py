@@ -869,6 +869,24 @@ def test_cached_generation_equals_cache_free_greedy(arch, prompt_mode):
     assert all_hooks(c) == 0
 
 
+def test_position_bias_generation_and_effect():
+    """The optional distance penalty: cached generation still equals cache-free greedy decoding, and
+    the penalty changes what the cross-attention reads."""
+    c = activate(CALM(tiny(), [tiny(seed=1, n_embd=48)], connect_every=1, position_bias=True))
+    g = torch.Generator().manual_seed(1)
+    prompts = [torch.randint(0, 256, (int(n),), generator=g).tolist() + [data.ASSISTANT]
+               for n in torch.randint(2, 14, (4,), generator=g)]
+    for p, new in zip(prompts, M.generate(c, prompts, 12, {data.EOT})):
+        assert new == greedy_without_cache(c, p, 12, {data.EOT})
+    idx = torch.randint(0, 256, (2, 16), generator=g)
+    with torch.no_grad():
+        base = c(idx)
+        for xa in c.xattn:
+            xa.slope.mul_(10)
+        assert not torch.allclose(c(idx), base, atol=1e-4)
+    assert all(k.endswith('slope') for k in c.state_dict() if 'slope' in k) and any('slope' in k for k in c.state_dict())
+
+
 # ----------------------------------------------------------------------------- state, hooks, memory
 def test_state_dict_holds_only_the_composition():
     c = CALM(tiny(), [tiny(seed=1, n_embd=48)], connect_every=1)

@@ -78,13 +78,14 @@ DEFAULTS = dict(
     augment_dirs='',            # calm: comma list of out_dirs (or checkpoints) of the frozen augments
     connect_every=4,            # calm: every n-th anchor layer reads an augment layer (the last always does)
     calm_prompt_mode=False,     # calm: the augment reads only the prompt (up to <|assistant|>), non-causally
+    calm_position_bias=False,   # calm: a learned distance penalty in the cross-attention (not in the paper)
     init_from='',               # out_dir (or checkpoint) whose weights initialize the model, e.g. to fine-tune
 )
 # Resuming with a different value of one of these would silently mix two experiments.
 MUST_MATCH = ['seed', 'n_people', 'held_out', 'n_unseen', 'data_seed', 'bios_per_person', 'tool', 'mix_qa',
               'mix_qa_tool', 'mix_bios', 'bios_splits', 'doc_mask', 'arch', 'n_layer', 'n_embd', 'n_head', 'mlp_hidden',
               'd_state', 'expand', 'block_size', 'batch_size', 'grad_accum', 'anchor_dir', 'augment_dirs',
-              'connect_every', 'calm_prompt_mode', 'init_from']
+              'connect_every', 'calm_prompt_mode', 'calm_position_bias', 'init_from']
 
 
 def get_config(argv):
@@ -381,7 +382,8 @@ def build_for_training(cfg, data_dir):
         from calm import CALM
         model = CALM(trained(cfg['anchor_dir']), [trained(d) for d in cfg['augment_dirs'].split(',')],
                      connect_every=cfg['connect_every'], n_head=cfg['n_head'],
-                     prompt_end=data.ASSISTANT if cfg['calm_prompt_mode'] else None)
+                     prompt_end=data.ASSISTANT if cfg['calm_prompt_mode'] else None,
+                     position_bias=cfg.get('calm_position_bias', False))
         return model, model
     model = build_model(ModelConfig.from_dict({**cfg, 'vocab_size': data.VOCAB_SIZE}))
     if cfg.get('init_from'):  # .get: checkpoints older than the key

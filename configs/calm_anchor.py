@@ -1,12 +1,12 @@
 # CALM experiment, stage 2: the anchor learns to answer questions, about other people Q (another data_seed).
 out_dir = 'out/calm_experiment/anchor'
 data_dir = 'out/calm_experiment/data_Q'
-n_people = 400          # Q
+n_people = 2000         # Q: many names, so that it learns to copy them, not to memorize them
 held_out = 0.0
 n_unseen = 0
 data_seed = 1
 tool = False
 mix_qa = 1.0
 mix_qa_tool = 0.0
-max_iters = 800
+max_iters = 1500
 eval_interval = 100000

@@ -2,10 +2,10 @@
 out_dir = 'out/calm_experiment/finetuned_anchor'
 init_from = 'out/calm_experiment/anchor'
 data_dir = 'out/calm_experiment/data_P'
-n_people = 400          # the data options of configs/calm_augment.py
+n_people = 200          # the data options of configs/calm_augment.py
 held_out = 0.8
 n_unseen = 0
-bios_per_person = 8
+bios_per_person = 16
 tool = False
 mix_qa = 1.0
 mix_qa_tool = 0.0
