@@ -1,7 +1,7 @@
 # The capacity grid sized for 2 CPU cores (~52 min). `python sweep.py configs/sweep_cpu.py`
 # (finished runs are skipped). 2-layer models; recall is measured on the people trained on.
 #  - in weights: Transformers of width 16..64 on 50..400 people (160..1280 facts), 1500 steps of 8 x 256 tokens
-#    (the ~80-token QA dialogs pack 3 to a row; rows of 256 are ~1.3x faster than rows of 512 here);
+#    (the ~80-token QA dialogs pack 3 to a row; rows of 256 ran ~1.2x faster than rows of 4 x 512 here);
 #  - with the tool: widths 32 and 64 on 1000 people, 32 on 2000 people, with configs/tool.py's recipe (3000 steps of
 #    8 x 512 tokens: ~160-token tool dialogs pack 3 to a row). The tool skill (copying the name into SQL, the
 #    result into the answer) only emerged with >= 800 distinct training names: on <= 400 people the tool
