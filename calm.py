@@ -238,7 +238,8 @@ class CALM(nn.Module):
         b, t = idx.shape
         s0 = cache['slot']
         q = s0 + torch.arange(t, device=idx.device)                                # (t,)
-        pos = (q[None] - pad[:, None]).clamp(min=0)                                # (b, t)
+        kpos = (torch.arange(s0 + t, device=idx.device)[None] - pad[:, None]).clamp(min=0)  # (b, s) every slot
+        pos = kpos[:, s0:]                                                         # (b, t) the new tokens
         ok = q[None] >= pad[:, None]                                               # real tokens (b, t)
         if self.prompt_end is not None:
             end = (idx == self.prompt_end) & ok
@@ -247,8 +248,7 @@ class CALM(nn.Module):
         cache['ok'][:, s0:s0 + t] = ok
         mask = self._mask(cache['ok'][:, :s0 + t], q)
         logits = self._compose(lambda j, m: m.step(idx, cache['augments'][j], pad),
-                               lambda: self.anchor.step(idx, cache['anchor'], pad), pos, mask, cache['xattn'], s0,
-                               kpos=(torch.arange(s0 + t, device=idx.device)[None] - pad[:, None]).clamp(min=0))
+                               lambda: self.anchor.step(idx, cache['anchor'], pad), pos, mask, cache['xattn'], s0, kpos)
         cache['slot'] = s0 + t
         return logits
 
