@@ -228,6 +228,9 @@ def _measure(impl, device, l, backward, reps, threads, b=4, d=256, n=16):
     xs = _inputs(b, d, n, l, device, backward)
     if impl == "ref":
         fn = lambda: ssm_triton.selective_scan_ref(**xs, delta_softplus=True)
+    elif impl == "torch-recompute":  # the backward recomputes each chunk instead of reusing the forward's
+        ssm_triton.TORCH_SAVE_MB = 0
+        fn = lambda: ssm_triton.selective_scan(**xs, delta_softplus=True, backend="torch")
     else:
         fn = lambda: ssm_triton.selective_scan(**xs, delta_softplus=True, backend=impl)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
@@ -257,13 +260,13 @@ def _measure(impl, device, l, backward, reps, threads, b=4, d=256, n=16):
 def bench_scan(lengths=(256, 1024, 4096), threads=None):
     threads = threads or torch.get_num_threads()
     import ssm_triton
-    impls = [("ref", "cpu"), ("torch", "cpu")]
+    impls = [("ref", "cpu"), ("torch", "cpu"), ("torch-recompute", "cpu")]  # the last with TORCH_SAVE_MB = 0
     if torch.cuda.is_available():
         impls += [(name, "cuda") for name in ("triton", "mamba_ssm") if name in ssm_triton.available_backends()]
     load = os.getloadavg()[0]
     print(f"selective scan, batch 4, dim 256, d_state 16, {threads} CPU threads, "
           f"load average {load:.1f} on {os.cpu_count()} cores" + (" (busy: times inflated)" if load > 1 else ""))
-    print(f"{'L':>5} {'impl':>14} {'fwd ms':>9} {'fwd+bwd ms':>11} {'x ref fwd':>10} {'x ref f+b':>10} "
+    print(f"{'L':>5} {'impl':>20} {'fwd ms':>9} {'fwd+bwd ms':>11} {'x ref fwd':>10} {'x ref f+b':>10} "
           f"{'peak MB fwd':>12} {'peak MB f+b':>12}")
     spawn = multiprocessing.get_context("spawn")
     for l in lengths:
@@ -277,7 +280,7 @@ def bench_scan(lengths=(256, 1024, 4096), threads=None):
                     row.append(pool.submit(_measure, impl, device, l, backward, reps, threads).result())
             (tf, mf), (tb, mb) = row
             ref = ref or (tf, tb)
-            print(f"{l:>5} {impl + ' ' + device:>14} {tf:>9.1f} {tb:>11.1f} {ref[0] / tf:>10.1f} {ref[1] / tb:>10.1f} "
+            print(f"{l:>5} {impl + ' ' + device:>20} {tf:>9.1f} {tb:>11.1f} {ref[0] / tf:>10.1f} {ref[1] / tb:>10.1f} "
                   f"{mf:>12.0f} {mb:>12.0f}")
 
 

@@ -10,7 +10,8 @@ Backends, chosen per call and recorded in ssm_triton.LAST_BACKEND:
                backward, which recomputes the states of one chunk at a time). Used on CUDA without mamba_ssm.
 - 'torch':     plain PyTorch, runs everywhere: chunks of the sequence are scanned in parallel with
                cumulative sums of log-decays, only a loop over chunks is in Python, and the backward is
-               hand-written so it stores only chunk-boundary states. The default on CPU.
+               hand-written: it reuses the forward's per-chunk tensors while they fit in TORCH_SAVE_MB and
+               otherwise stores only chunk-boundary states and recomputes. The default on CPU.
 Both of ours wrap only the scan in an autograd.Function; delta_bias, softplus, D and the z gate are plain
 torch around it, differentiated by autograd (mamba_ssm fuses them into its kernel).
 Force one with selective_scan(..., backend='torch') or the env var SSM_BACKEND=triton|mamba_ssm|torch;
@@ -56,6 +57,10 @@ TRITON_CHUNK = 64    # time steps between the states the triton forward saves fo
 # measured from the middle of its range. Chunks end before any |S| could pass this, so exp(+-S) stays well
 # inside fp32 (e^60 ~ 1e26) and the rounding of S (~ 60 * 6e-8 absolute) costs at most ~4e-6 relative error.
 MAX_LOG_DECAY = 60.0
+# The torch backend's forward keeps each chunk's exp(S) and scaled states for the backward when, for the whole
+# sequence, they take at most this many MB (2 * b * d * l * n floats); beyond it the backward recomputes them,
+# so memory stays bounded for any l.
+TORCH_SAVE_MB = 256
 
 
 def available_backends():
@@ -136,7 +141,7 @@ class _ScanFn(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, u, dt, A, B, C, fwd, bwd):
-        y, states, plan = fwd(u, dt, A, B, C)       # (b, d, l), (b, d, #chunks + 1, n)
+        y, states, plan = fwd(u, dt, A, B, C, any(ctx.needs_input_grad[:5]))  # (b,d,l), (b,d,#chunks+1,n)
         ctx.save_for_backward(u, dt, A, B, C, states)
         ctx.bwd, ctx.plan = bwd, plan
         last_state = states[:, :, -1].clone()       # (b, d, n)
@@ -235,24 +240,30 @@ def _grouped(u, dt, A, B):
     return u.view(b, g, d // g, 1, l), dt.view(b, g, d // g, 1, l), A.view(g, d // g, -1, 1)
 
 
-def _torch_fwd(u, dt, A, B, C):
-    """u, dt: (b, d, l); A: (d, n); B, C: (b, g, n, l). Returns y (b, d, l), the chunk-boundary states, the chunks."""
+def _torch_fwd(u, dt, A, B, C, for_backward=False):
+    """u, dt: (b, d, l); A: (d, n); B, C: (b, g, n, l). Returns y (b, d, l), the chunk-boundary states, and
+    the plan for the backward: the chunks and, if they fit in TORCH_SAVE_MB, each chunk's E and Q."""
     b, d, l = u.shape
     bounds = _plan_chunks(dt, A)
     uv, dtv, Av = _grouped(u, dt, A, B)                            # (b,g,k,1,l), (b,g,k,1,l), (g,k,n,1)
     y = u.new_empty(uv.shape[:3] + (l,))                           # (b, g, k, l)
     states = u.new_zeros(uv.shape[:3] + (len(bounds), A.shape[1]))  # (b, g, k, #chunks + 1, n)
+    keep = 2 * u.numel() * A.shape[1] * u.element_size() <= TORCH_SAVE_MB * 2**20 and for_backward
+    saved = []
     for c, (t0, t1) in enumerate(zip(bounds[:-1], bounds[1:])):
-        E, Q, _ = _chunk_states(states[:, :, :, c], dtv[..., t0:t1], uv[..., t0:t1], Av, B[..., t0:t1])
-        H = Q.mul_(E)                                              # (b, g, k, n, t) states
+        E, Q, eM = _chunk_states(states[:, :, :, c], dtv[..., t0:t1], uv[..., t0:t1], Av, B[..., t0:t1])
+        H = Q * E if keep else Q.mul_(E)                           # (b, g, k, n, t) states
+        if keep:
+            saved.append((E, Q, eM))
         states[:, :, :, c + 1] = H[..., -1]
         y[..., t0:t1] = H.mul_(C[:, :, None, :, t0:t1]).sum(-2)    # (b, g, k, t)
-    return y.view(b, d, l), states.view(b, d, -1, A.shape[1]), bounds
+    return y.view(b, d, l), states.view(b, d, -1, A.shape[1]), {'bounds': bounds, 'saved': saved}
 
 
-def _torch_bwd(gy, u, dt, A, B, C, states, bounds):
-    """Gradients of u, dt, A, B, C, walking the chunks backwards and recomputing each one's states."""
+def _torch_bwd(gy, u, dt, A, B, C, states, plan):
+    """Gradients of u, dt, A, B, C, walking the chunks backwards with each one's saved or recomputed states."""
     b, d, l = u.shape
+    bounds, saved = plan['bounds'], plan.pop('saved', [])  # popped: the backward consumes them (in place)
     uv, dtv, Av = _grouped(u, dt, A, B)
     gyv = gy.view(uv.shape[:3] + (1, l))                           # (b, g, k, 1, l)
     states = states.view(uv.shape[:3] + states.shape[2:])          # (b, g, k, #chunks + 1, n)
@@ -262,18 +273,20 @@ def _torch_bwd(gy, u, dt, A, B, C, states, bounds):
     gh = torch.zeros_like(states[:, :, :, 0])                      # (b, g, k, n) adjoint of the chunk's last state
     for c in range(len(bounds) - 2, -1, -1):
         t0, t1 = bounds[c], bounds[c + 1]
+        h0, dtc, uc = states[:, :, :, c], dtv[..., t0:t1], uv[..., t0:t1]
+        EQM = saved.pop() if saved else _chunk_states(h0, dtc, uc, Av, B[..., t0:t1])
         gu[..., t0:t1], gdt[..., t0:t1], gA_c, gB[..., t0:t1], gC[..., t0:t1], gh = _bwd_chunk(
-            states[:, :, :, c], dtv[..., t0:t1], uv[..., t0:t1], gyv[..., t0:t1], Av, B[..., t0:t1], C[..., t0:t1], gh)
+            h0, dtc, uc, gyv[..., t0:t1], Av, B[..., t0:t1], C[..., t0:t1], gh, *EQM)
         gA += gA_c
     return gu.view(b, d, l), gdt.view(b, d, l), gA.view(d, -1), gB, gC
 
 
-def _bwd_chunk(h0, dtc, uc, gyc, Av, Braw, Craw, gh):
+def _bwd_chunk(h0, dtc, uc, gyc, Av, Braw, Craw, gh, E, Q, eM):
     """One chunk of the backward. h0: (b,g,k,n) state before the chunk; dtc, uc, gyc: (b,g,k,1,t);
-    Av: (g,k,n,1); Braw, Craw: (b,g,n,t); gh: (b,g,k,n) adjoint of the chunk's last state.
+    Av: (g,k,n,1); Braw, Craw: (b,g,n,t); gh: (b,g,k,n) adjoint of the chunk's last state; E, Q, eM: the
+    chunk's _chunk_states (overwritten here).
     -> grads of u, dt (b,g,k,1,t), A (g,k,n,1), B, C (b,g,n,t) on the chunk, and the adjoint of h0."""
     Bc, Cc = Braw.unsqueeze(2), Craw.unsqueeze(2)                # (b, g, 1, n, t)
-    E, Q, eM = _chunk_states(h0, dtc, uc, Av, Braw)                # (b, g, k, n, t) x2, (b, g, k, n, 1)
     # adjoint of h_t: G_t = C_t gy_t + exp(dt_{t+1} A) G_{t+1} = P_t / E_t, P a reversed cumsum of
     # E_s C_s gy_s plus, at the last step, the adjoint gh from later chunks
     P = torch.mul(E, Cc).mul_(gyc)                                 # (b, g, k, n, t)
@@ -395,7 +408,7 @@ def _triton_grid(u, B):
     return (b, g, triton.cdiv(d // g, block_d)), block_d, triton.next_power_of_2(n)
 
 
-def _triton_fwd(u, dt, A, B, C):
+def _triton_fwd(u, dt, A, B, C, for_backward=False):
     u, dt, A, B, C = (x.contiguous() for x in (u, dt, A, B, C))
     (b, d, l), n = u.shape, A.shape[1]
     grid, block_d, block_n = _triton_grid(u, B)

@@ -604,10 +604,22 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("save_mb", [0, 256], ids=["recompute", "saved"])  # the backward's two ways to its states
 @pytest.mark.parametrize("b, d, l, n, groups, extras, softplus", CASES)
-def test_torch_backend_matches_ref(monkeypatch, b, d, l, n, groups, extras, softplus):
+def test_torch_backend_matches_ref(monkeypatch, b, d, l, n, groups, extras, softplus, save_mb):
     monkeypatch.setattr(ssm_triton, "TORCH_CHUNK", 16)
+    monkeypatch.setattr(ssm_triton, "TORCH_SAVE_MB", save_mb)
     assert_matches_ref("torch", b, d, l, n, groups, extras, softplus)
+
+
+def test_torch_backend_backward_twice():
+    # the first backward consumes (overwrites) the states the forward saved; a second one must recompute them
+    xs = {k: v.float().requires_grad_() for k, v in make_inputs(2, 4, 40, 16).items()}
+    y = selective_scan(**xs, delta_softplus=True, backend="torch")
+    first = torch.autograd.grad(y.sum(), list(xs.values()), retain_graph=True)
+    second = torch.autograd.grad(y.sum(), list(xs.values()))
+    for a, b in zip(first, second):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("b, d, l, n, groups, extras, softplus", CASES)
@@ -620,7 +632,9 @@ def test_triton_backend_matches_ref(monkeypatch, b, d, l, n, groups, extras, sof
     assert_matches_ref("triton", b, d, l, n, groups, extras, softplus)
 
 
-def test_torch_backend_long_sequence():
+@pytest.mark.parametrize("save_mb", [0, 256], ids=["recompute", "saved"])
+def test_torch_backend_long_sequence(monkeypatch, save_mb):
+    monkeypatch.setattr(ssm_triton, "TORCH_SAVE_MB", save_mb)
     assert_matches_ref("torch", 2, 8, 2048, 16, 2, True, True)
 
 
