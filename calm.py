@@ -290,6 +290,22 @@ def stage_configs(o):
             for name, path in STAGES}
 
 
+class LogitEnsemble(nn.Module):
+    """A reference, not CALM: no training, log p_anchor + w log p_augment at every token (a product of
+    experts). It shows how much of the augment's knowledge plain decoding can reach."""
+
+    def __init__(self, anchor, augment, w):
+        super().__init__()
+        self.anchor, self.augment, self.w = anchor, augment, w
+
+    def new_cache(self, b, s):
+        return self.anchor.new_cache(b, s), self.augment.new_cache(b, s)
+
+    def step(self, idx, cache, pad):
+        return (self.anchor.step(idx, cache[0], pad).log_softmax(-1)
+                + self.w * self.augment.step(idx, cache[1], pad).log_softmax(-1))
+
+
 def completion_recall(model, data_dir, split='held_out', in_dialog=False):
     """The fraction of a split's facts the model completes from the answer's own words ("Ada Quinn was born on "),
     alone or (in_dialog) after the question, as the composition's augment reads it: what the augment
@@ -333,12 +349,17 @@ def experiment(o):
     anchor, _ = sample.load(cfgs['anchor']['out_dir'])
     on_P = train.evaluate(anchor, cfgs['calm'], cfgs['calm']['data_dir'])
     augment, _ = sample.load(cfgs['augment']['out_dir'])
+    # the ensemble's weight is the best on the trained 20% (the composition's training split)
+    ens = {w: train.evaluate(LogitEnsemble(anchor, augment, w), cfgs['calm'], cfgs['calm']['data_dir'])
+           for w in (0.25, 0.5, 1.0)}
+    w_best = max(ens, key=lambda w: ens[w]['train'])
     knows = completion_recall(augment, cfgs['calm']['data_dir'])
     knows_in_dialog = completion_recall(augment, cfgs['calm']['data_dir'], in_dialog=True)
     recall = {name: r['recall'] for name, r in runs.items()}
     recall['anchor'] = {'trained': on_P['train'], 'held_out': on_P['held_out']}
     results = {**{name: recall[name]['held_out'] for name, _ in STAGES},
                'trained_20pct': {name: recall[name]['trained'] for name, _ in STAGES},
+               'logit_ensemble': {'weight': w_best, 'held_out': ens[w_best]['held_out'], 'trained_20pct': ens[w_best]['train']},
                'augment_completes_held_out': knows,   # a ceiling for what the composition can read
                'augment_completes_held_out_in_dialog': knows_in_dialog,  # ... after the question, as CALM reads it
                'anchor_on_its_own_people': runs['anchor']['recall']['trained'],
@@ -352,6 +373,8 @@ def experiment(o):
     print(f"\n{'':36s} {'held-out 80% of P':>18s} {'trained 20% of P':>17s}")
     for label, name in rows:
         print(f"{label:36s} {results[name]:>18.3f} {results['trained_20pct'][name]:>17.3f}")
+    print(f"{'log p_anchor + ' + str(w_best) + ' log p_augment':36s} {ens[w_best]['held_out']:>18.3f} "
+          f"{ens[w_best]['train']:>17.3f}  (a reference: untrained product of experts, not CALM)")
     print(f"(the augment completes {knows:.3f} of the held-out facts from the answer's own words, "
           f"{knows_in_dialog:.3f} after the question; "
           f"anchor on its own people Q: {results['anchor_on_its_own_people']:.3f}; "

@@ -883,6 +883,23 @@ def test_cached_generation_equals_cache_free_greedy(arch, prompt_mode):
     assert all_hooks(c) == 0
 
 
+def test_logit_ensemble_decodes_the_product_of_experts():
+    """The experiment's reference row: greedy decoding of log p_anchor + w log p_augment, batched with
+    caches, equals the same argmax computed on the full sequences."""
+    anchor, augment = tiny(), tiny(seed=1, n_embd=48)
+    prompts = [list(range(5, 12)), list(range(40, 44))]
+    got = M.generate(calm.LogitEnsemble(anchor, augment, 0.5), prompts, 8, set())
+    for p, new in zip(prompts, got):
+        seq = list(p)
+        with torch.no_grad():
+            for _ in range(8):
+                idx = torch.tensor([seq])
+                logp = anchor(idx)[0, -1].log_softmax(-1) + 0.5 * augment(idx)[0, -1].log_softmax(-1)
+                seq.append(int(logp.argmax()))
+        assert new == seq[len(p):]
+    assert got != M.generate(anchor, prompts, 8, set())   # the augment changes the decoding
+
+
 def test_position_bias_generation_and_effect():
     """The optional distance penalty: cached generation still equals cache-free greedy decoding, and
     the penalty changes what the cross-attention reads."""
