@@ -228,10 +228,9 @@ def _measure(impl, device, l, backward, reps, threads, b=4, d=256, n=16):
     xs = _inputs(b, d, n, l, device, backward)
     if impl == "ref":
         fn = lambda: ssm_triton.selective_scan_ref(**xs, delta_softplus=True)
-    elif impl == "torch-recompute":  # the backward recomputes each chunk instead of reusing the forward's
-        ssm_triton.TORCH_SAVE_MB = 0
-        fn = lambda: ssm_triton.selective_scan(**xs, delta_softplus=True, backend="torch")
     else:
+        if impl == "torch-recompute":  # the backward recomputes each chunk instead of reusing the forward's
+            ssm_triton.TORCH_SAVE_MB, impl = 0, "torch"
         fn = lambda: ssm_triton.selective_scan(**xs, delta_softplus=True, backend=impl)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     if device == "cuda":

@@ -307,6 +307,7 @@ def test_packed_documents_do_not_attend_to_each_other():
         leaky = m(row, pos=pos)
     assert not torch.allclose(leaky[0, 5:8], alone_b[0], atol=1e-4)
 
+
 def test_packer_without_doc_mask_reads_a_row_as_one_text():
     """doc_mask=False: one segment per row and positions that run on, so the second document's logits
     equal those of the whole row read as plain text (and differ from the document alone)."""
@@ -327,7 +328,6 @@ def test_packer_without_doc_mask_reads_a_row_as_one_text():
         packed = m(idx, pos=pos, seg=seg)
         as_text = m(idx[:, :8])
     torch.testing.assert_close(packed[0, :8], as_text[0], rtol=1e-5, atol=1e-5)
-
 
 
 def test_loss_never_covers_user_text_or_tool_result(tmp_path):
@@ -888,15 +888,14 @@ def test_logit_ensemble_decodes_the_product_of_experts():
     caches, equals the same argmax computed on the full sequences."""
     anchor, augment = tiny(), tiny(seed=1, n_embd=48)
     prompts = [list(range(5, 12)), list(range(40, 44))]
-    got = M.generate(calm.LogitEnsemble(anchor, augment, 0.5), prompts, 8, set())
+    ens = calm.LogitEnsemble(anchor, augment, 0.5)
+    got = M.generate(ens, prompts, 8, set())
+    idx = torch.tensor([prompts[0]])
+    with torch.no_grad():   # the cache-free reference reads ens(idx): check it is the product of experts
+        want = anchor(idx).log_softmax(-1) + 0.5 * augment(idx).log_softmax(-1)
+        torch.testing.assert_close(ens(idx), want)
     for p, new in zip(prompts, got):
-        seq = list(p)
-        with torch.no_grad():
-            for _ in range(8):
-                idx = torch.tensor([seq])
-                logp = anchor(idx)[0, -1].log_softmax(-1) + 0.5 * augment(idx)[0, -1].log_softmax(-1)
-                seq.append(int(logp.argmax()))
-        assert new == seq[len(p):]
+        assert new == greedy_without_cache(ens, p, 8, set())
     assert got != M.generate(anchor, prompts, 8, set())   # the augment changes the decoding
 
 

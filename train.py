@@ -310,13 +310,15 @@ def eval_questions(data_dir, tool, max_per_split=0):
     return out
 
 
-def evaluate(model, cfg, data_dir, max_per_split=0, rank=0, world=1):
-    """Recall per split: the fraction of questions whose generated answer contains the gold value.
-    Under DDP each rank answers every world-th question and the counts are summed."""
+def evaluate(model, cfg, data_dir, max_per_split=0, rank=0, world=1, splits=data.SPLITS):
+    """Recall per split (of `splits`): the fraction of questions whose generated answer contains the gold
+    value. Under DDP each rank answers every world-th question and the counts are summed."""
     import sample
     from db import DB_FILE
     result = {}
     for split, qs in eval_questions(data_dir, cfg['tool'], max_per_split).items():
+        if split not in splits:
+            continue
         mine = qs[rank::world]
         answers = sample.answer(model, [q for q, _ in mine], tool=cfg['tool'],
                                 db_path=os.path.join(data_dir, DB_FILE), batch_size=cfg['eval_batch'])
