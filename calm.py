@@ -46,6 +46,7 @@ import data
 from model import KVCache, RMSNorm, apply_rope, rope
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+OUTPUT = 'output'   # as an augment layer of a connection: the augment's next-token distribution
 
 
 class CrossAttention(nn.Module):
@@ -111,12 +112,14 @@ def default_connections(n_anchor, n_augment, every):
 
 class CALM(nn.Module):
     def __init__(self, anchor, augments, connect_every=4, connections=None, n_head=4, prompt_end=None,
-                 anchor_blocks=None, augment_blocks=None, position_bias=False):
+                 anchor_blocks=None, augment_blocks=None, position_bias=False, read_output=False):
         """anchor, augments: models mapping idx (b, t) to logits (one augment or a list). Their blocks are
         model.blocks unless given as anchor_blocks=[...], augment_blocks=[[...] per augment].
         connections: per augment, [(anchor layer, augment layer)] (0-based block outputs); default from
         connect_every. prompt_end: None (causal, paper) or the token id that ends the augment's prompt.
-        position_bias: a learned distance penalty in the cross-attention (not in the paper)."""
+        position_bias: a learned distance penalty in the cross-attention (not in the paper).
+        read_output: the augment side of every default connection is the augment's next-token distribution
+        (softmax of its logits, layer OUTPUT) instead of a block's output (not in the paper)."""
         super().__init__()
         augments = list(augments) if isinstance(augments, (list, tuple)) else [augments]
         self.anchor, self.augments, self.prompt_end = anchor, nn.ModuleList(augments), prompt_end
@@ -127,6 +130,8 @@ class CALM(nn.Module):
                                for m, bl in zip(augments, augment_blocks or [None] * len(augments))]
         if connections is None:
             connections = [default_connections(len(self.anchor_blocks), len(bl), connect_every) for bl in self.augment_blocks]
+            if read_output:
+                connections = [[(i, OUTPUT) for i, _ in pairs] for pairs in connections]
         self.connections = [(i, j, l) for j, pairs in enumerate(connections) for i, l in pairs]  # (anchor, augment, layer)
         widths = self._widths()
         self.xattn = nn.ModuleList(CrossAttention(widths[0][i], widths[1 + j][l], n_head, position_bias=position_bias)
@@ -134,14 +139,14 @@ class CALM(nn.Module):
 
     @torch.no_grad()
     def _widths(self):
-        """Each model's block output widths, from one forward pass on a dummy input."""
+        """Each model's block output widths and (key OUTPUT) its vocabulary, from one forward pass on a dummy input."""
         out = []
         for m, blocks in [(self.anchor, self.anchor_blocks), *zip(self.augments, self.augment_blocks)]:
             seen = {}
             with hooked([(blk, lambda mod, args, o, i=i: seen.__setitem__(i, hidden(o).shape[-1]))
                          for i, blk in enumerate(blocks)]):
-                m(torch.zeros(1, 2, dtype=torch.long, device=next(m.parameters()).device))
-            out.append([seen[i] for i in range(len(blocks))])
+                seen[OUTPUT] = m(torch.zeros(1, 2, dtype=torch.long, device=next(m.parameters()).device)).shape[-1]
+            out.append(seen)
         return out
 
     # -- checkpoints hold the composition only: the frozen models live in their own checkpoints
@@ -182,9 +187,11 @@ class CALM(nn.Module):
         states = {}                                  # (augment, layer) -> [outputs]: local to this call
         with torch.no_grad(), hooked([(self.augment_blocks[j][l], lambda mod, args, o, key=(j, l):
                                        states.setdefault(key, []).append(hidden(o)))
-                                      for _, j, l in self.connections]):
+                                      for _, j, l in self.connections if l != OUTPUT]):
             for j, m in enumerate(self.augments):
-                run_augment(j, m)
+                logits = run_augment(j, m)
+                if any(c[1:] == (j, OUTPUT) for c in self.connections):
+                    states[(j, OUTPUT)] = [logits.float().softmax(-1)]
         reads = {}                                   # anchor layer -> [(cross-attention, k, v)]
         for c, (xa, (i, j, l)) in enumerate(zip(self.xattn, self.connections)):
             k, v = xa.memory(torch.cat(states[(j, l)], 1), pos)                  # (b, h, t, e)
@@ -266,10 +273,12 @@ EXPERIMENT = dict(
     calm_iters=300,             # also the fine-tuned anchor's budget
     connect_every=4,
     calm_prompt_mode=False,     # True: the augment reads only the question, non-causally
+    calm_read_output=True,      # the composition reads the augment's next-token distribution ('calm_hidden': never)
+    calm_position_bias=True,    # ... through a learned distance penalty ('calm_hidden': never)
     threads=0,                  # torch CPU threads; 0 -> torch's default
 )
 STAGES = [('augment', 'configs/calm_augment.py'), ('anchor', 'configs/calm_anchor.py'),
-          ('calm', 'configs/calm.py'), ('finetuned_anchor', 'configs/calm_finetune.py')]
+          ('calm', 'configs/calm.py'), ('calm_hidden', 'configs/calm.py'), ('finetuned_anchor', 'configs/calm_finetune.py')]
 RUNTIME_KEYS = ('threads', 'device', 'eval_batch', 'compile')  # may differ between a finished stage and now
 
 
@@ -278,12 +287,14 @@ def stage_configs(o):
     data_P, data_Q = f"{o['out']}/data_P", f"{o['out']}/data_Q"
     common = [f"--threads={o['threads']}"]
     P = [f'--data_dir={data_P}', f"--n_people={o['n_people']}", f"--bios_per_person={o['bios_per_person']}"]
+    compose = [f"--anchor_dir={o['out']}/anchor", f"--augment_dirs={o['out']}/augment", f"--connect_every={o['connect_every']}",
+               f"--calm_prompt_mode={o['calm_prompt_mode']}", f"--max_iters={o['calm_iters']}"]
     over = {'augment': P + [f"--arch={o['arch']}", f"--max_iters={o['augment_iters']}"],
             'anchor': [f'--data_dir={data_Q}', f"--n_people={o['anchor_people']}", f"--arch={o['arch']}",
                        f"--max_iters={o['anchor_iters']}"],
-            'calm': P + [f"--anchor_dir={o['out']}/anchor", f"--augment_dirs={o['out']}/augment",
-                         f"--connect_every={o['connect_every']}", f"--calm_prompt_mode={o['calm_prompt_mode']}",
-                         f"--max_iters={o['calm_iters']}"],
+            'calm': P + compose + [f"--calm_read_output={o['calm_read_output']}",
+                                   f"--calm_position_bias={o['calm_position_bias']}"],
+            'calm_hidden': P + compose + ['--calm_read_output=False', '--calm_position_bias=False'],   # as in the paper
             'finetuned_anchor': P + [f"--arch={o['arch']}", f"--init_from={o['out']}/anchor",
                                      f"--max_iters={o['calm_iters']}"]}
     return {name: train.get_config([os.path.join(HERE, path), f"--out_dir={o['out']}/{name}", *common, *over[name]])
@@ -375,7 +386,8 @@ def experiment(o):
     with open(os.path.join(o['out'], 'results.json'), 'w') as f:
         json.dump(results, f, indent=1)
     rows = [('anchor alone', 'anchor'), ('augment alone (asked the question)', 'augment'),
-            ('anchor fine-tuned on the 20%', 'finetuned_anchor'), ('CALM (anchor + augment)', 'calm')]
+            ('anchor fine-tuned on the 20%', 'finetuned_anchor'),
+            ('CALM reading hidden states (paper)', 'calm_hidden'), ('CALM reading output distributions', 'calm')]
     print(f"\n{'':36s} {'held-out 80% of P':>18s} {'trained 20% of P':>17s}")
     for label, name in rows:
         print(f"{label:36s} {results[name]:>18.3f} {results['trained_20pct'][name]:>17.3f}")

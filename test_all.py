@@ -77,6 +77,31 @@ def test_prepare_refuses_data_made_with_other_options(data_dir):
         data.prepare(data_dir, num=300, unseen=20)
 
 
+def test_prepare_refuses_data_of_another_generator_version(tmp_path):
+    d = str(tmp_path / 'd')
+    data.prepare(d, num=20, unseen=2)
+    meta = data.load_meta(d)
+    meta.pop('version')                                  # as written before versions existed
+    with open(os.path.join(d, 'meta.json'), 'w') as f:
+        json.dump(meta, f)
+    with pytest.raises(SystemExit, match='version 1, this is version'):
+        data.prepare(d, num=20, unseen=2)
+
+
+def test_unseen_first_names_have_the_name_shapes_of_the_rest():
+    """Each first-name shape (words, hyphen) gives the unseen pool its share (rounded), so that the unseen
+    group tests new names, not a shape training lacks."""
+    opts = dict(data.DEFAULTS)
+    pools = data.build_pools(opts)
+    shape = lambda n: (len(n.split()), '-' in n)
+    unseen, seen = pools['unseen_first_name'], pools['first_name']
+    assert not set(unseen) & set(seen)
+    for s in {shape(n) for n in unseen + seen}:
+        k, n = sum(shape(x) == s for x in unseen), sum(shape(x) == s for x in unseen + seen)
+        assert k == int(round(opts['unseen_first_frac'] * n)), (s, k, n)
+    assert {shape(n) for n in unseen} >= {(1, False), (1, True), (2, False)}   # the default pool has all three
+
+
 def test_every_template_renders():
     for table in (data.BIO_TEMPLATES, data.QUESTION_TEMPLATES):
         for a, temps in table.items():
@@ -917,6 +942,31 @@ def test_position_bias_generation_and_effect():
     assert sum(k.endswith('.slope') for k in c.state_dict()) == len(c.xattn)   # trained and checkpointed
 
 
+@pytest.mark.parametrize('arch', ARCHS)
+def test_read_output_connects_the_augments_next_token_distribution(arch):
+    """read_output: the augment side is softmax(augment logits), so the augment's output head (which a
+    block connection never sees) changes the composition; masks, zero init and caches hold as for blocks."""
+    anchor, aug = tiny(arch), tiny(arch, seed=1, n_embd=48)
+    c = CALM(anchor, [aug], connect_every=1, read_output=True)
+    assert [c_[1:] for c_ in c.connections] == [(0, calm.OUTPUT), (0, calm.OUTPUT)]
+    assert {xa.proj.in_features for xa in c.xattn} == {data.VOCAB_SIZE}
+    idx = torch.randint(0, 256, (2, 11))
+    with torch.no_grad():
+        torch.testing.assert_close(c(idx), anchor(idx), rtol=0, atol=0)    # zero-initialized output
+        activate(c)
+        out = c(idx)
+        idx2 = idx.clone()
+        idx2[:, 7] = (idx2[:, 7] + 1) % 256
+        torch.testing.assert_close(c(idx2)[:, :7], out[:, :7])              # causal
+        aug.head.weight.mul_(3)
+        assert not torch.allclose(c(idx), out, atol=1e-4)                  # it reads the output head
+    g = torch.Generator().manual_seed(2)
+    prompts = [torch.randint(0, 256, (int(n),), generator=g).tolist() for n in torch.randint(2, 12, (4,), generator=g)]
+    for p, new in zip(prompts, M.generate(c, prompts, 12, {data.EOT})):
+        assert new == greedy_without_cache(c, p, 12, {data.EOT})
+    assert all_hooks(c) == 0
+
+
 # ----------------------------------------------------------------------------- state, hooks, memory
 def test_state_dict_holds_only_the_composition():
     c = CALM(tiny(), [tiny(seed=1, n_embd=48)], connect_every=1)
@@ -989,7 +1039,8 @@ def test_train_composes_frozen_checkpoints_and_saves_only_the_composition(tmp_pa
     assert {p: file_hash(p) for p in frozen} == frozen    # the frozen runs' checkpoints are untouched
     path, ckpt = train.load_checkpoint(f'{d}/calm')
     assert ckpt['step'] == 3 and set(ckpt['model']) == {f'0.{n}' for n in ('norm_x.weight', 'norm_m.weight', 'proj.weight',
-                                                                          'wq.weight', 'wkv.weight', 'wo.weight')}
+                                                                          'wq.weight', 'wkv.weight', 'wo.weight', 'slope')}
+    assert ckpt['model']['0.proj.weight'].shape == (32, data.VOCAB_SIZE)   # configs/calm.py reads the augment's output
     assert res['params'] == sum(t.numel() for t in ckpt['model'].values())
     assert ckpt['model']['0.wo.weight'].abs().sum() > 0    # it trained
     n_opt = sum(len(g['params']) for g in ckpt['optimizer']['param_groups'])

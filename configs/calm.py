@@ -5,6 +5,12 @@ arch = 'calm'
 anchor_dir = 'out/calm_experiment/anchor'
 augment_dirs = 'out/calm_experiment/augment'
 connect_every = 4
+# Not in the paper, both needed here (README): the anchor reads the augment's next-token distribution, which
+# a linear map turns into "push the anchor towards the token the augment predicts" for any person, and a
+# learned distance penalty makes the augment's prediction at the anchor's own position the easy thing to read.
+# Reading the last block's hidden state instead (the paper's connection) memorizes the trained 20% (0.0% held-out).
+calm_read_output = True
+calm_position_bias = True
 out_dir = 'out/calm_experiment/calm'
 data_dir = 'out/calm_experiment/data_P'
 n_people = 200          # the data options of configs/calm_augment.py
@@ -16,4 +22,6 @@ mix_qa = 1.0
 mix_qa_tool = 0.0
 max_iters = 300
 warmup_iters = 30
+n_head = 4              # the recipe these stages were measured with (train.py's defaults are configs/tool.py's)
+weight_decay = 0.1
 eval_interval = 100000

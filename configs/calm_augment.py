@@ -15,6 +15,7 @@ mix_qa_tool = 0.0
 doc_mask = False        # rows read as plain text: it learns to ignore unrelated text before a fact
 learning_rate = 5e-3
 min_lr = 5e-4
+n_head = 4              # the recipe these stages were measured with
 weight_decay = 0.0      # as configs/no_tool.py: decay pulls memorized facts back out of the weights
 warmup_iters = 200
 max_iters = 4000
