@@ -21,7 +21,10 @@ of the prompt (up to and including the first prompt_end token of each document),
 Not in the paper: RMSNorm on both inputs of the cross-attention (as before every block of our models), and
 rotary positions on its queries and keys (both models read the same tokens, so "the augment's state at my
 own position" is easy to find); optionally (position_bias=True, train.py's calm_position_bias) a learned
-ALiBi-style distance penalty per head.
+ALiBi-style distance penalty per head; optionally (read_output=True, calm_read_output) the augment side is
+the augment's next-token distribution (softmax of its logits) instead of a block's output, which a linear
+map turns into "push the anchor towards what the augment predicts", for any person; optionally
+(null_slot=True, calm_null_slot) a learned key with a zero value, so that a query can read nothing.
 
 Hooks on the blocks are registered for one call and removed at its end (also on an error), and hidden states
 live only in that call's local variables: nothing outlives a step. Generation keeps the anchor's and the
@@ -52,7 +55,7 @@ OUTPUT = 'output'   # as an augment layer of a connection: the augment's next-to
 class CrossAttention(nn.Module):
     """One connection: queries from the anchor layer's output x, keys and values from f_proj(augment layer)."""
 
-    def __init__(self, d, a, n_head, rope_theta=10000.0, position_bias=False):
+    def __init__(self, d, a, n_head, rope_theta=10000.0, position_bias=False, null_slot=False):
         super().__init__()
         assert d % n_head == 0 and (d // n_head) % 2 == 0, f"anchor width {d} / {n_head} heads must be even"
         self.h, self.e, self.theta = n_head, d // n_head, rope_theta
@@ -67,6 +70,8 @@ class CrossAttention(nn.Module):
         # optional: a learned per-head penalty on the distance between query and memory positions
         # (ALiBi-style), so "the augment's state at my own position" is the easy thing to read
         self.slope = nn.Parameter(2.0 ** -torch.arange(n_head, dtype=torch.float)) if position_bias else None
+        # optional: a learned key per head whose value is zero, so that a query can read nothing
+        self.null_k = nn.Parameter(torch.zeros(n_head, self.e)) if null_slot else None
 
     def memory(self, m, pos):
         """Augment states m (b, s, a) at positions pos (b, s) -> keys, values (b, h, s, e)."""
@@ -83,6 +88,11 @@ class CrossAttention(nn.Module):
         if self.slope is not None:
             dist = (pos[:, None, :, None] - kpos[:, None, None, :]).abs().to(q.dtype)        # (b, 1, t, s)
             mask = (-self.slope[:, None, None].to(q.dtype) * dist).masked_fill(~mask, float('-inf'))  # (b, h, t, s)
+        if self.null_k is not None:                                                          # slot 0: the null slot
+            k = torch.cat([self.null_k.to(k.dtype)[None, :, None].expand(b, -1, 1, -1), k], 2)  # (b, h, 1 + s, e)
+            v = torch.cat([v.new_zeros(b, self.h, 1, self.e), v], 2)
+            free = torch.ones(mask.shape[:3] + (1,), dtype=mask.dtype, device=mask.device)
+            mask = torch.cat([free if mask.dtype == torch.bool else free - 1, mask], -1)
         y = F.scaled_dot_product_attention(q.transpose(1, 2), k, v, attn_mask=mask)          # (b, h, t, e)
         return self.wo(y.transpose(1, 2).reshape(b, t, d))
 
@@ -112,14 +122,15 @@ def default_connections(n_anchor, n_augment, every):
 
 class CALM(nn.Module):
     def __init__(self, anchor, augments, connect_every=4, connections=None, n_head=4, prompt_end=None,
-                 anchor_blocks=None, augment_blocks=None, position_bias=False, read_output=False):
+                 anchor_blocks=None, augment_blocks=None, position_bias=False, read_output=False, null_slot=False):
         """anchor, augments: models mapping idx (b, t) to logits (one augment or a list). Their blocks are
         model.blocks unless given as anchor_blocks=[...], augment_blocks=[[...] per augment].
         connections: per augment, [(anchor layer, augment layer)] (0-based block outputs); default from
         connect_every. prompt_end: None (causal, paper) or the token id that ends the augment's prompt.
         position_bias: a learned distance penalty in the cross-attention (not in the paper).
         read_output: the augment side of every default connection is the augment's next-token distribution
-        (softmax of its logits, layer OUTPUT) instead of a block's output (not in the paper)."""
+        (softmax of its logits, layer OUTPUT) instead of a block's output (not in the paper).
+        null_slot: each cross-attention may also read a learned key with a zero value, i.e. nothing (not in the paper)."""
         super().__init__()
         augments = list(augments) if isinstance(augments, (list, tuple)) else [augments]
         self.anchor, self.augments, self.prompt_end = anchor, nn.ModuleList(augments), prompt_end
@@ -134,8 +145,8 @@ class CALM(nn.Module):
                 connections = [[(i, OUTPUT) for i, _ in pairs] for pairs in connections]
         self.connections = [(i, j, l) for j, pairs in enumerate(connections) for i, l in pairs]  # (anchor, augment, layer)
         widths = self._widths()
-        self.xattn = nn.ModuleList(CrossAttention(widths[0][i], widths[1 + j][l], n_head, position_bias=position_bias)
-                                   for i, j, l in self.connections)
+        self.xattn = nn.ModuleList(CrossAttention(widths[0][i], widths[1 + j][l], n_head, position_bias=position_bias,
+                                                  null_slot=null_slot) for i, j, l in self.connections)
 
     @torch.no_grad()
     def _widths(self):
@@ -275,6 +286,7 @@ EXPERIMENT = dict(
     calm_prompt_mode=False,     # True: the augment reads only the question, non-causally
     calm_read_output=True,      # the composition reads the augment's next-token distribution ('calm_hidden': never)
     calm_position_bias=True,    # ... through a learned distance penalty ('calm_hidden': never)
+    calm_null_slot=True,        # ... and may read nothing ('calm_hidden': never)
     threads=0,                  # torch CPU threads; 0 -> torch's default
 )
 STAGES = [('augment', 'configs/calm_augment.py'), ('anchor', 'configs/calm_anchor.py'),
@@ -293,8 +305,9 @@ def stage_configs(o):
             'anchor': [f'--data_dir={data_Q}', f"--n_people={o['anchor_people']}", f"--arch={o['arch']}",
                        f"--max_iters={o['anchor_iters']}"],
             'calm': P + compose + [f"--calm_read_output={o['calm_read_output']}",
-                                   f"--calm_position_bias={o['calm_position_bias']}"],
-            'calm_hidden': P + compose + ['--calm_read_output=False', '--calm_position_bias=False'],   # as in the paper
+                                   f"--calm_position_bias={o['calm_position_bias']}", f"--calm_null_slot={o['calm_null_slot']}"],
+            'calm_hidden': P + compose + ['--calm_read_output=False', '--calm_position_bias=False',   # as in the paper
+                                          '--calm_null_slot=False'],
             'finetuned_anchor': P + [f"--arch={o['arch']}", f"--init_from={o['out']}/anchor",
                                      f"--max_iters={o['calm_iters']}"]}
     return {name: train.get_config([os.path.join(HERE, path), f"--out_dir={o['out']}/{name}", *common, *over[name]])

@@ -754,6 +754,7 @@ import torch.nn.functional as F
 
 import calm
 from calm import CALM
+from model import apply_rope, rope
 
 ARCHS = ['transformer', 'mamba']
 
@@ -965,6 +966,33 @@ def test_read_output_connects_the_augments_next_token_distribution(arch):
     for p, new in zip(prompts, M.generate(c, prompts, 12, {data.EOT})):
         assert new == greedy_without_cache(c, p, 12, {data.EOT})
     assert all_hooks(c) == 0
+
+
+def test_null_slot_is_a_zero_value_the_softmax_may_choose():
+    """null_slot: each query's softmax runs over [q . null_k, its real scores], the null slot's value is
+    zero; checked against that formula written out, with the distance penalty on. Cached generation
+    still equals cache-free greedy decoding."""
+    torch.manual_seed(0)
+    xa = calm.CrossAttention(16, 24, 2, position_bias=True, null_slot=True)
+    with torch.no_grad():
+        xa.wo.weight.normal_()
+        xa.null_k.normal_()
+    b, t = 2, 6
+    x, m = torch.randn(b, t, 16), torch.randn(b, t, 24)
+    pos = torch.arange(t).expand(b, t)
+    mask = torch.ones(t, t, dtype=torch.bool).tril()[None, None].expand(b, 1, t, t)
+    k, v = xa.memory(m, pos)                                                   # (b, h, t, e)
+    q = apply_rope(xa.wq(xa.norm_x(x)).view(b, t, 2, 8), *rope(pos, 8, xa.theta)).transpose(1, 2)
+    scores = q @ k.transpose(-1, -2) / 8 ** 0.5 - xa.slope[:, None, None] * (pos[:, None, :, None] - pos[:, None, None, :]).abs()
+    scores = scores.masked_fill(~mask, float('-inf'))
+    null = (q * xa.null_k[None, :, None]).sum(-1, keepdim=True) / 8 ** 0.5    # (b, h, t, 1)
+    w = torch.cat([null, scores], -1).softmax(-1)[..., 1:]                    # the null slot's value is 0
+    want = xa.wo((w @ v).transpose(1, 2).reshape(b, t, 16))
+    torch.testing.assert_close(xa(x, k, v, pos, mask, pos), want, rtol=1e-5, atol=1e-5)
+    c = activate(CALM(tiny(), [tiny(seed=1, n_embd=48)], connect_every=1, position_bias=True, null_slot=True))
+    prompts = [list(range(3, 3 + n)) for n in (2, 7, 11)]
+    for p, new in zip(prompts, M.generate(c, prompts, 10, {data.EOT})):
+        assert new == greedy_without_cache(c, p, 10, {data.EOT})
 
 
 # ----------------------------------------------------------------------------- state, hooks, memory

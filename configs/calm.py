@@ -5,12 +5,14 @@ arch = 'calm'
 anchor_dir = 'out/calm_experiment/anchor'
 augment_dirs = 'out/calm_experiment/augment'
 connect_every = 4
-# Not in the paper, both needed here (README): the anchor reads the augment's next-token distribution, which
-# a linear map turns into "push the anchor towards the token the augment predicts" for any person, and a
-# learned distance penalty makes the augment's prediction at the anchor's own position the easy thing to read.
-# Reading the last block's hidden state instead (the paper's connection) memorizes the trained 20% (0.0% held-out).
+# Not in the paper (README): the anchor reads the augment's next-token distribution, which a linear map
+# turns into "push the anchor towards the token the augment predicts" for any person; a learned distance
+# penalty makes the augment's prediction at the anchor's own position the easy thing to read; a zero-valued
+# slot lets a query read nothing where the augment misleads (e.g. while the anchor copies a name).
+# Reading the last block's hidden state instead (the paper's connection) memorizes the trained 20%.
 calm_read_output = True
 calm_position_bias = True
+calm_null_slot = True
 out_dir = 'out/calm_experiment/calm'
 data_dir = 'out/calm_experiment/data_P'
 n_people = 200          # the data options of configs/calm_augment.py
