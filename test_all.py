@@ -1067,7 +1067,7 @@ def test_train_composes_frozen_checkpoints_and_saves_only_the_composition(tmp_pa
     assert {p: file_hash(p) for p in frozen} == frozen    # the frozen runs' checkpoints are untouched
     path, ckpt = train.load_checkpoint(f'{d}/calm')
     assert ckpt['step'] == 3 and set(ckpt['model']) == {f'0.{n}' for n in ('norm_x.weight', 'norm_m.weight', 'proj.weight',
-                                                                          'wq.weight', 'wkv.weight', 'wo.weight', 'slope')}
+                                                                          'wq.weight', 'wkv.weight', 'wo.weight', 'slope', 'null_k')}
     assert ckpt['model']['0.proj.weight'].shape == (32, data.VOCAB_SIZE)   # configs/calm.py reads the augment's output
     assert res['params'] == sum(t.numel() for t in ckpt['model'].values())
     assert ckpt['model']['0.wo.weight'].abs().sum() > 0    # it trained

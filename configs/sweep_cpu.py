@@ -1,4 +1,4 @@
-# The capacity grid sized for 2 CPU cores (~52 min). `python sweep.py configs/sweep_cpu.py`
+# The capacity grid sized for 2 CPU cores (38-52 min, as the machine's speed varies). `python sweep.py configs/sweep_cpu.py`
 # (finished runs are skipped). 2-layer models; recall is measured on the people trained on.
 #  - in weights: Transformers of width 16..64 on 50..400 people (160..1280 facts), 1500 steps of 8 x 256 tokens
 #    (the ~80-token QA dialogs pack 3 to a row; rows of 256 ran ~1.2x faster than rows of 4 x 512 here);
