@@ -303,8 +303,9 @@ def _bwd_chunk(h0, dtc, uc, gyc, Av, Braw, Craw, gh, E, Q, eM):
     tmp = E  # E is not needed below: its memory holds the products that get summed
     gB = torch.mul(G, dtc * uc, out=tmp).sum(2)                    # (b, g, n, t)
     gX = torch.mul(G, Bc, out=tmp).sum(-2, keepdim=True)           # (b, g, k, 1, t) grad of dt*u
-    gdt = gX * uc + torch.mul(R, Av, out=tmp).sum(-2, keepdim=True)
-    gA = torch.mul(R, dtc, out=tmp).sum((0, -1)).unsqueeze(-1)     # (g, k, n, 1)
+    # the two sums of R as batched mat-vec products: one read of R each, no product tensor written
+    gdt = gX * uc + Av.transpose(-1, -2) @ R                       # (b, g, k, 1, t)
+    gA = (R @ dtc.transpose(-1, -2)).sum(0)                        # (g, k, n, 1)
     return gX * dtc, gdt, gA, gB, gC, gh
 
 
