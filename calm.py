@@ -55,14 +55,17 @@ OUTPUT = 'output'   # as an augment layer of a connection: the augment's next-to
 class CrossAttention(nn.Module):
     """One connection: queries from the anchor layer's output x, keys and values from f_proj(augment layer)."""
 
-    def __init__(self, d, a, n_head, rope_theta=10000.0, position_bias=False, null_slot=False):
+    def __init__(self, d, a, n_head, rope_theta=10000.0, position_bias=False, null_slot=False, position_keys=False):
         super().__init__()
         assert d % n_head == 0 and (d // n_head) % 2 == 0, f"anchor width {d} / {n_head} heads must be even"
         self.h, self.e, self.theta = n_head, d // n_head, rope_theta
         self.norm_x, self.norm_m = RMSNorm(d), RMSNorm(a)
         self.proj = nn.Linear(a, d, bias=False)                # f_proj: augment width -> anchor width
         self.wq = nn.Linear(d, d, bias=False)
-        self.wkv = nn.Linear(d, 2 * d, bias=False)
+        # optional: keys that carry only their position (one learned vector per head, rotated), so where to
+        # read is the anchor's decision alone and the augment supplies only what is read
+        self.pos_k = nn.Parameter(0.02 * torch.randn(n_head, self.e)) if position_keys else None
+        self.wkv = nn.Linear(d, (1 if position_keys else 2) * d, bias=False)
         self.wo = nn.Linear(d, d, bias=False)
         for lin in (self.proj, self.wq, self.wkv):
             nn.init.normal_(lin.weight, std=0.02)
@@ -76,7 +79,8 @@ class CrossAttention(nn.Module):
     def memory(self, m, pos):
         """Augment states m (b, s, a) at positions pos (b, s) -> keys, values (b, h, s, e)."""
         b, s, _ = m.shape
-        k, v = self.wkv(self.proj(self.norm_m(m))).view(b, s, 2, self.h, self.e).unbind(2)  # each (b, s, h, e)
+        kv = self.wkv(self.proj(self.norm_m(m))).view(b, s, -1, self.h, self.e)    # (b, s, 1 or 2, h, e)
+        k, v = (self.pos_k.to(kv.dtype).expand(b, s, -1, -1), kv[:, :, 0]) if self.pos_k is not None else kv.unbind(2)
         k = apply_rope(k, *rope(pos, self.e, self.theta))
         return k.transpose(1, 2), v.transpose(1, 2)
 
@@ -122,7 +126,8 @@ def default_connections(n_anchor, n_augment, every):
 
 class CALM(nn.Module):
     def __init__(self, anchor, augments, connect_every=4, connections=None, n_head=4, prompt_end=None,
-                 anchor_blocks=None, augment_blocks=None, position_bias=False, read_output=False, null_slot=False):
+                 anchor_blocks=None, augment_blocks=None, position_bias=False, read_output=False, null_slot=False,
+                 position_keys=False):
         """anchor, augments: models mapping idx (b, t) to logits (one augment or a list). Their blocks are
         model.blocks unless given as anchor_blocks=[...], augment_blocks=[[...] per augment].
         connections: per augment, [(anchor layer, augment layer)] (0-based block outputs); default from
@@ -130,7 +135,8 @@ class CALM(nn.Module):
         position_bias: a learned distance penalty in the cross-attention (not in the paper).
         read_output: the augment side of every default connection is the augment's next-token distribution
         (softmax of its logits, layer OUTPUT) instead of a block's output (not in the paper).
-        null_slot: each cross-attention may also read a learned key with a zero value, i.e. nothing (not in the paper)."""
+        null_slot: each cross-attention may also read a learned key with a zero value, i.e. nothing (not in the paper).
+        position_keys: keys carry only the augment slot's position, not its state (not in the paper)."""
         super().__init__()
         augments = list(augments) if isinstance(augments, (list, tuple)) else [augments]
         self.anchor, self.augments, self.prompt_end = anchor, nn.ModuleList(augments), prompt_end
@@ -146,7 +152,8 @@ class CALM(nn.Module):
         self.connections = [(i, j, l) for j, pairs in enumerate(connections) for i, l in pairs]  # (anchor, augment, layer)
         widths = self._widths()
         self.xattn = nn.ModuleList(CrossAttention(widths[0][i], widths[1 + j][l], n_head, position_bias=position_bias,
-                                                  null_slot=null_slot) for i, j, l in self.connections)
+                                                  null_slot=null_slot, position_keys=position_keys)
+                                    for i, j, l in self.connections)
 
     @torch.no_grad()
     def _widths(self):
@@ -287,6 +294,7 @@ EXPERIMENT = dict(
     calm_read_output=True,      # the composition reads the augment's next-token distribution ('calm_hidden': never)
     calm_position_bias=True,    # ... through a learned distance penalty ('calm_hidden': never)
     calm_null_slot=True,        # ... and may read nothing ('calm_hidden': never)
+    calm_position_keys=True,    # ... with keys that carry only position ('calm_hidden': never)
     threads=0,                  # torch CPU threads; 0 -> torch's default
 )
 STAGES = [('augment', 'configs/calm_augment.py'), ('anchor', 'configs/calm_anchor.py'),
@@ -305,9 +313,10 @@ def stage_configs(o):
             'anchor': [f'--data_dir={data_Q}', f"--n_people={o['anchor_people']}", f"--arch={o['arch']}",
                        f"--max_iters={o['anchor_iters']}"],
             'calm': P + compose + [f"--calm_read_output={o['calm_read_output']}",
-                                   f"--calm_position_bias={o['calm_position_bias']}", f"--calm_null_slot={o['calm_null_slot']}"],
+                                   f"--calm_position_bias={o['calm_position_bias']}", f"--calm_null_slot={o['calm_null_slot']}",
+                                   f"--calm_position_keys={o['calm_position_keys']}"],
             'calm_hidden': P + compose + ['--calm_read_output=False', '--calm_position_bias=False',   # as in the paper
-                                          '--calm_null_slot=False'],
+                                          '--calm_null_slot=False', '--calm_position_keys=False'],
             'finetuned_anchor': P + [f"--arch={o['arch']}", f"--init_from={o['out']}/anchor",
                                      f"--max_iters={o['calm_iters']}"]}
     return {name: train.get_config([os.path.join(HERE, path), f"--out_dir={o['out']}/{name}", *common, *over[name]])

@@ -995,6 +995,32 @@ def test_null_slot_is_a_zero_value_the_softmax_may_choose():
         assert new == greedy_without_cache(c, p, 10, {data.EOT})
 
 
+def test_position_keys_read_where_the_anchor_decides():
+    """position_keys: the keys are a learned vector per head rotated to the slot's position, the same for
+    any augment state, so the read is a weighted sum of values whose weights come from the anchor's
+    queries and positions only (linear in the values). With the options configs/calm.py uses, cached
+    generation still equals cache-free greedy decoding."""
+    torch.manual_seed(0)
+    xa = calm.CrossAttention(16, 24, 2, position_bias=True, null_slot=True, position_keys=True)
+    with torch.no_grad():
+        xa.wo.weight.normal_()
+    b, t = 2, 6
+    x, m1, m2 = torch.randn(b, t, 16), torch.randn(b, t, 24), torch.randn(b, t, 24)
+    pos = torch.arange(t).expand(b, t)
+    mask = torch.ones(t, t, dtype=torch.bool).tril()[None, None].expand(b, 1, t, t)
+    (k1, v1), (k2, v2) = xa.memory(m1, pos), xa.memory(m2, pos)
+    assert torch.equal(k1, k2) and not torch.allclose(v1, v2)
+    assert k1[:, :, 0].sub(k1[:, :, 3]).abs().max() > 1e-3                  # but they carry position
+    read = lambda v: xa(x, k1, v, pos, mask, pos)
+    torch.testing.assert_close(read(v1 + 2 * v2), read(v1) + 2 * read(v2), rtol=1e-4, atol=1e-5)
+    assert xa.wkv.out_features == 16 and 'pos_k' in xa.state_dict()
+    c = activate(CALM(tiny(), [tiny(seed=1, n_embd=48)], connect_every=1, position_bias=True, null_slot=True,
+                      read_output=True, position_keys=True))
+    prompts = [list(range(3, 3 + n)) for n in (2, 7, 11)]
+    for p, new in zip(prompts, M.generate(c, prompts, 10, {data.EOT})):
+        assert new == greedy_without_cache(c, p, 10, {data.EOT})
+
+
 # ----------------------------------------------------------------------------- state, hooks, memory
 def test_state_dict_holds_only_the_composition():
     c = CALM(tiny(), [tiny(seed=1, n_embd=48)], connect_every=1)
@@ -1067,7 +1093,7 @@ def test_train_composes_frozen_checkpoints_and_saves_only_the_composition(tmp_pa
     assert {p: file_hash(p) for p in frozen} == frozen    # the frozen runs' checkpoints are untouched
     path, ckpt = train.load_checkpoint(f'{d}/calm')
     assert ckpt['step'] == 3 and set(ckpt['model']) == {f'0.{n}' for n in ('norm_x.weight', 'norm_m.weight', 'proj.weight',
-                                                                          'wq.weight', 'wkv.weight', 'wo.weight', 'slope', 'null_k')}
+                                                                          'wq.weight', 'wkv.weight', 'wo.weight', 'slope', 'null_k', 'pos_k')}
     assert ckpt['model']['0.proj.weight'].shape == (32, data.VOCAB_SIZE)   # configs/calm.py reads the augment's output
     assert res['params'] == sum(t.numel() for t in ckpt['model'].values())
     assert ckpt['model']['0.wo.weight'].abs().sum() > 0    # it trained
