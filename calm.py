@@ -55,7 +55,8 @@ OUTPUT = 'output'   # as an augment layer of a connection: the augment's next-to
 class CrossAttention(nn.Module):
     """One connection: queries from the anchor layer's output x, keys and values from f_proj(augment layer)."""
 
-    def __init__(self, d, a, n_head, rope_theta=10000.0, position_bias=False, null_slot=False, position_keys=False):
+    def __init__(self, d, a, n_head, rope_theta=10000.0, position_bias=False, null_slot=False, position_keys=False,
+                 gate=False):
         super().__init__()
         assert d % n_head == 0 and (d // n_head) % 2 == 0, f"anchor width {d} / {n_head} heads must be even"
         self.h, self.e, self.theta = n_head, d // n_head, rope_theta
@@ -75,6 +76,11 @@ class CrossAttention(nn.Module):
         self.slope = nn.Parameter(2.0 ** -torch.arange(n_head, dtype=torch.float)) if position_bias else None
         # optional: a learned key per head whose value is zero, so that a query can read nothing
         self.null_k = nn.Parameter(torch.zeros(n_head, self.e)) if null_slot else None
+        # optional: the read is scaled per token by sigmoid(a linear function of the anchor's state), an
+        # easier way than the softmax to say "not here" (e.g. while the anchor copies a name)
+        self.gate = nn.Linear(d, 1) if gate else None
+        if gate:
+            nn.init.zeros_(self.gate.weight), nn.init.zeros_(self.gate.bias)
 
     def memory(self, m, pos):
         """Augment states m (b, s, a) at positions pos (b, s) -> keys, values (b, h, s, e)."""
@@ -88,7 +94,8 @@ class CrossAttention(nn.Module):
         """x (b, t, d) at positions pos (b, t) reads k, v (b, h, s, e) at positions kpos (b, s) where
         mask (b, 1, t, s) -> (b, t, d)."""
         b, t, d = x.shape
-        q = apply_rope(self.wq(self.norm_x(x)).view(b, t, self.h, self.e), *rope(pos, self.e, self.theta))
+        xn = self.norm_x(x)
+        q = apply_rope(self.wq(xn).view(b, t, self.h, self.e), *rope(pos, self.e, self.theta))
         if self.slope is not None:
             dist = (pos[:, None, :, None] - kpos[:, None, None, :]).abs().to(q.dtype)        # (b, 1, t, s)
             mask = (-self.slope[:, None, None].to(q.dtype) * dist).masked_fill(~mask, float('-inf'))  # (b, h, t, s)
@@ -98,7 +105,8 @@ class CrossAttention(nn.Module):
             free = torch.ones(mask.shape[:3] + (1,), dtype=mask.dtype, device=mask.device)
             mask = torch.cat([free if mask.dtype == torch.bool else free - 1, mask], -1)
         y = F.scaled_dot_product_attention(q.transpose(1, 2), k, v, attn_mask=mask)          # (b, h, t, e)
-        return self.wo(y.transpose(1, 2).reshape(b, t, d))
+        y = self.wo(y.transpose(1, 2).reshape(b, t, d))
+        return y if self.gate is None else y * torch.sigmoid(self.gate(xn))
 
 
 @contextlib.contextmanager
@@ -127,7 +135,7 @@ def default_connections(n_anchor, n_augment, every):
 class CALM(nn.Module):
     def __init__(self, anchor, augments, connect_every=4, connections=None, n_head=4, prompt_end=None,
                  anchor_blocks=None, augment_blocks=None, position_bias=False, read_output=False, null_slot=False,
-                 position_keys=False):
+                 position_keys=False, gate=False):
         """anchor, augments: models mapping idx (b, t) to logits (one augment or a list). Their blocks are
         model.blocks unless given as anchor_blocks=[...], augment_blocks=[[...] per augment].
         connections: per augment, [(anchor layer, augment layer)] (0-based block outputs); default from
@@ -136,7 +144,8 @@ class CALM(nn.Module):
         read_output: the augment side of every default connection is the augment's next-token distribution
         (softmax of its logits, layer OUTPUT) instead of a block's output (not in the paper).
         null_slot: each cross-attention may also read a learned key with a zero value, i.e. nothing (not in the paper).
-        position_keys: keys carry only the augment slot's position, not its state (not in the paper)."""
+        position_keys: keys carry only the augment slot's position, not its state (not in the paper).
+        gate: each read is scaled by a sigmoid of the anchor's state, per token (not in the paper)."""
         super().__init__()
         augments = list(augments) if isinstance(augments, (list, tuple)) else [augments]
         self.anchor, self.augments, self.prompt_end = anchor, nn.ModuleList(augments), prompt_end
@@ -152,7 +161,7 @@ class CALM(nn.Module):
         self.connections = [(i, j, l) for j, pairs in enumerate(connections) for i, l in pairs]  # (anchor, augment, layer)
         widths = self._widths()
         self.xattn = nn.ModuleList(CrossAttention(widths[0][i], widths[1 + j][l], n_head, position_bias=position_bias,
-                                                  null_slot=null_slot, position_keys=position_keys)
+                                                  null_slot=null_slot, position_keys=position_keys, gate=gate)
                                     for i, j, l in self.connections)
 
     @torch.no_grad()
@@ -286,7 +295,7 @@ EXPERIMENT = dict(
     n_people=200,               # |P|: the augment's people (the QA of 20% of them trains the composition)
     anchor_people=2000,         # |Q|: the anchor's people (many, so that it copies names instead of memorizing them)
     bios_per_person=16,         # paraphrased biographies per person of P
-    augment_iters=4000,         # steps of each stage
+    augment_iters=6000,         # steps of each stage
     anchor_iters=1500,
     calm_iters=300,             # also the fine-tuned anchor's budget
     connect_every=4,
@@ -295,6 +304,7 @@ EXPERIMENT = dict(
     calm_position_bias=True,    # ... through a learned distance penalty ('calm_hidden': never)
     calm_null_slot=True,        # ... and may read nothing ('calm_hidden': never)
     calm_position_keys=True,    # ... with keys that carry only position ('calm_hidden': never)
+    calm_gate=True,             # ... scaled by a per-token gate ('calm_hidden': never)
     threads=0,                  # torch CPU threads; 0 -> torch's default
 )
 STAGES = [('augment', 'configs/calm_augment.py'), ('anchor', 'configs/calm_anchor.py'),
@@ -314,9 +324,10 @@ def stage_configs(o):
                        f"--max_iters={o['anchor_iters']}"],
             'calm': P + compose + [f"--calm_read_output={o['calm_read_output']}",
                                    f"--calm_position_bias={o['calm_position_bias']}", f"--calm_null_slot={o['calm_null_slot']}",
-                                   f"--calm_position_keys={o['calm_position_keys']}"],
+                                   f"--calm_position_keys={o['calm_position_keys']}", f"--calm_gate={o['calm_gate']}"],
             'calm_hidden': P + compose + ['--calm_read_output=False', '--calm_position_bias=False',   # as in the paper
-                                          '--calm_null_slot=False', '--calm_position_keys=False'],
+                                          '--calm_null_slot=False', '--calm_position_keys=False',
+                                          '--calm_gate=False'],
             'finetuned_anchor': P + [f"--arch={o['arch']}", f"--init_from={o['out']}/anchor",
                                      f"--max_iters={o['calm_iters']}"]}
     return {name: train.get_config([os.path.join(HERE, path), f"--out_dir={o['out']}/{name}", *common, *over[name]])

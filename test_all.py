@@ -1021,6 +1021,34 @@ def test_position_keys_read_where_the_anchor_decides():
         assert new == greedy_without_cache(c, p, 10, {data.EOT})
 
 
+def test_gate_scales_each_read_by_a_sigmoid_of_the_anchor_state():
+    """gate: the cross-attention's output is the ungated output times sigmoid(w . norm(x) + b), per token;
+    zero-initialized, so an untrained gate halves a read (and the zero output projection keeps the
+    untrained composition equal to the anchor). Cached generation still equals cache-free decoding."""
+    torch.manual_seed(0)
+    plain = calm.CrossAttention(16, 24, 2, null_slot=True, position_keys=True)
+    gated = calm.CrossAttention(16, 24, 2, null_slot=True, position_keys=True, gate=True)
+    missing, unexpected = gated.load_state_dict(plain.state_dict(), strict=False)
+    assert set(missing) == {'gate.weight', 'gate.bias'} and not unexpected
+    with torch.no_grad():
+        plain.wo.weight.normal_()
+        gated.wo.weight.copy_(plain.wo.weight)
+        gated.gate.weight.normal_()
+    b, t = 2, 5
+    x, m = torch.randn(b, t, 16), torch.randn(b, t, 24)
+    pos = torch.arange(t).expand(b, t)
+    mask = torch.ones(t, t, dtype=torch.bool).tril()[None, None].expand(b, 1, t, t)
+    k, v = plain.memory(m, pos)
+    want = plain(x, k, v, pos, mask, pos) * torch.sigmoid(gated.gate(gated.norm_x(x)))
+    torch.testing.assert_close(gated(x, k, v, pos, mask, pos), want)
+    c = activate(CALM(tiny(), [tiny(seed=1, n_embd=48)], connect_every=1, read_output=True, position_keys=True,
+                      null_slot=True, position_bias=True, gate=True))
+    assert all(xa.gate.bias.item() == 0 for xa in c.xattn)
+    prompts = [list(range(3, 3 + n)) for n in (2, 7, 11)]
+    for p, new in zip(prompts, M.generate(c, prompts, 10, {data.EOT})):
+        assert new == greedy_without_cache(c, p, 10, {data.EOT})
+
+
 # ----------------------------------------------------------------------------- state, hooks, memory
 def test_state_dict_holds_only_the_composition():
     c = CALM(tiny(), [tiny(seed=1, n_embd=48)], connect_every=1)
@@ -1093,7 +1121,8 @@ def test_train_composes_frozen_checkpoints_and_saves_only_the_composition(tmp_pa
     assert {p: file_hash(p) for p in frozen} == frozen    # the frozen runs' checkpoints are untouched
     path, ckpt = train.load_checkpoint(f'{d}/calm')
     assert ckpt['step'] == 3 and set(ckpt['model']) == {f'0.{n}' for n in ('norm_x.weight', 'norm_m.weight', 'proj.weight',
-                                                                          'wq.weight', 'wkv.weight', 'wo.weight', 'slope', 'null_k', 'pos_k')}
+                                                                          'wq.weight', 'wkv.weight', 'wo.weight', 'slope', 'null_k', 'pos_k',
+                                                                          'gate.weight', 'gate.bias')}
     assert ckpt['model']['0.proj.weight'].shape == (32, data.VOCAB_SIZE)   # configs/calm.py reads the augment's output
     assert res['params'] == sum(t.numel() for t in ckpt['model'].values())
     assert ckpt['model']['0.wo.weight'].abs().sum() > 0    # it trained

@@ -14,6 +14,7 @@ calm_read_output = True
 calm_position_bias = True
 calm_null_slot = True
 calm_position_keys = True
+calm_gate = True
 out_dir = 'out/calm_experiment/calm'
 data_dir = 'out/calm_experiment/data_P'
 n_people = 200          # the data options of configs/calm_augment.py

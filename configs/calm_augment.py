@@ -18,5 +18,5 @@ min_lr = 5e-4
 n_head = 4              # the recipe these stages were measured with
 weight_decay = 0.0      # as configs/no_tool.py: decay pulls memorized facts back out of the weights
 warmup_iters = 200
-max_iters = 4000
+max_iters = 6000
 eval_interval = 100000  # no QA evaluation during training: it never saw QA
