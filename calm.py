@@ -24,7 +24,10 @@ own position" is easy to find); optionally (position_bias=True, train.py's calm_
 ALiBi-style distance penalty per head; optionally (read_output=True, calm_read_output) the augment side is
 the augment's next-token distribution (softmax of its logits) instead of a block's output, which a linear
 map turns into "push the anchor towards what the augment predicts", for any person; optionally
-(null_slot=True, calm_null_slot) a learned key with a zero value, so that a query can read nothing.
+(null_slot=True, calm_null_slot) a learned key with a zero value, so that a query can read nothing;
+optionally (position_keys=True, calm_position_keys) keys that carry only the slot's position, so where to
+read is the anchor's decision and the augment supplies only what is read (its content cannot be memorized
+as "where"); optionally (gate=True, calm_gate) each read scaled per token by a sigmoid of the anchor's state.
 
 Hooks on the blocks are registered for one call and removed at its end (also on an error), and hidden states
 live only in that call's local variables: nothing outlives a step. Generation keeps the anchor's and the

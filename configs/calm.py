@@ -8,7 +8,8 @@ connect_every = 4
 # Not in the paper (README): the anchor reads the augment's next-token distribution, which a linear map
 # turns into "push the anchor towards the token the augment predicts" for any person; a learned distance
 # penalty makes the augment's prediction at the anchor's own position the easy thing to read; a zero-valued
-# slot lets a query read nothing where the augment misleads (e.g. while the anchor copies a name).
+# slot lets a query read nothing where the augment misleads (e.g. while the anchor copies a name); keys that
+# carry only position leave where to read to the anchor (46% -> 57% held-out); a per-token gate (-> 61%).
 # Reading the last block's hidden state instead (the paper's connection) memorizes the trained 20%.
 calm_read_output = True
 calm_position_bias = True
