@@ -138,7 +138,7 @@ def default_connections(n_anchor, n_augment, every):
 class CALM(nn.Module):
     def __init__(self, anchor, augments, connect_every=4, connections=None, n_head=4, prompt_end=None,
                  anchor_blocks=None, augment_blocks=None, position_bias=False, read_output=False, null_slot=False,
-                 position_keys=False, gate=False):
+                 position_keys=False, gate=False, answer_from=None):
         """anchor, augments: models mapping idx (b, t) to logits (one augment or a list). Their blocks are
         model.blocks unless given as anchor_blocks=[...], augment_blocks=[[...] per augment].
         connections: per augment, [(anchor layer, augment layer)] (0-based block outputs); default from
@@ -148,10 +148,14 @@ class CALM(nn.Module):
         (softmax of its logits, layer OUTPUT) instead of a block's output (not in the paper).
         null_slot: each cross-attention may also read a learned key with a zero value, i.e. nothing (not in the paper).
         position_keys: keys carry only the augment slot's position, not its state (not in the paper).
-        gate: each read is scaled by a sigmoid of the anchor's state, per token (not in the paper)."""
+        gate: each read is scaled by a sigmoid of the anchor's state, per token (not in the paper).
+        answer_from: None, or a token id (<|assistant|>): the augments read only what follows each document's
+        first such token, i.e. the answer, as a text of its own (not in the paper; the opposite of prompt_end)."""
         super().__init__()
+        if prompt_end is not None and answer_from is not None:
+            raise ValueError("CALM: prompt_end (the augment reads the prompt) and answer_from (it reads the answer) exclude each other")
         augments = list(augments) if isinstance(augments, (list, tuple)) else [augments]
-        self.anchor, self.augments, self.prompt_end = anchor, nn.ModuleList(augments), prompt_end
+        self.anchor, self.augments, self.prompt_end, self.answer_from = anchor, nn.ModuleList(augments), prompt_end, answer_from
         for m in (anchor, *augments):
             m.requires_grad_(False).eval()
         self.anchor_blocks = list(anchor.blocks if anchor_blocks is None else anchor_blocks)
@@ -198,21 +202,24 @@ class CALM(nn.Module):
 
     # -- the composition
     def _mask(self, ok, q, seg=None):
-        """Which memory slots each query reads -> (b, 1, t, s) bool. ok (b, s): slots holding a usable augment
-        state (not padding; in prompt mode, in the prompt); q (t,): the queries' slots; seg (b, s): documents."""
+        """Which memory slots each query reads -> mask (b, 1, t, s) bool, live (b, t, 1): 0 where a query has
+        nothing to read (it then adds nothing). ok (b, s): slots holding a usable augment state (not padding;
+        in prompt mode, in the prompt; in answer mode, in the answer); q (t,): the queries' slots; seg (b, s): documents."""
         k = torch.arange(ok.shape[1], device=ok.device)
         mask = ok[:, None, :].expand(-1, len(q), -1)                            # (b, t, s)
         if self.prompt_end is None:
             mask = mask & (k[None, :] <= q[:, None])                              # causal
         if seg is not None:
             mask = mask & (seg[:, :, None] == seg[:, None, :])                    # same document
-        mask = mask | ~mask.any(-1, keepdim=True)   # a query reading nothing (padding) reads all: no NaN
-        return mask[:, None]
+        live = mask.any(-1, keepdim=True)
+        mask = mask | ~live         # a query reading nothing reads all (no NaN), and its read is zeroed
+        return mask[:, None], live.float()
 
-    def _compose(self, run_augment, run_anchor, pos, mask, kv_caches=None, slot=0, kpos=None):
+    def _compose(self, run_augment, run_anchor, pos, mask, live, kv_caches=None, slot=0, kpos=None, scatter=None):
         """Run the augments (no grad) recording the connected layers' outputs, then the anchor with each
         connected layer's output plus its cross-attention reads. pos (b, t): the new tokens' positions;
-        kpos (b, s): the memory slots' positions (default pos). -> the anchor's logits."""
+        kpos (b, s): the memory slots' positions (default pos); scatter: maps what the augments output (answer
+        mode: one row per answer) to the anchor's rows. -> the anchor's logits."""
         kpos = pos if kpos is None else kpos
         states = {}                                  # (augment, layer) -> [outputs]: local to this call
         with torch.no_grad(), hooked([(self.augment_blocks[j][l], lambda mod, args, o, key=(j, l):
@@ -222,6 +229,8 @@ class CALM(nn.Module):
                 logits = run_augment(j, m)
                 if any(c[1:] == (j, OUTPUT) for c in self.connections):
                     states[(j, OUTPUT)] = [logits.float().softmax(-1)]
+        if scatter is not None:
+            states = {key: [scatter(torch.cat(out, 1))] for key, out in states.items()}
         reads = {}                                   # anchor layer -> [(cross-attention, k, v)]
         for c, (xa, (i, j, l)) in enumerate(zip(self.xattn, self.connections)):
             k, v = xa.memory(torch.cat(states[(j, l)], 1), pos)                  # (b, h, t, e)
@@ -236,7 +245,7 @@ class CALM(nn.Module):
                 x = hidden(out)
                 q = slice(done[0], done[0] + x.shape[1])
                 done[0] = q.stop
-                y = x + sum(xa(x, k, v, pos[:, q], mask[:, :, q], kpos) for xa, k, v in conns)
+                y = x + live[:, q] * sum(xa(x, k, v, pos[:, q], mask[:, :, q], kpos) for xa, k, v in conns)
                 return (y, *out[1:]) if isinstance(out, tuple) else y
             return hook
         with hooked([(self.anchor_blocks[i], read(conns)) for i, conns in reads.items()]):
@@ -246,20 +255,51 @@ class CALM(nn.Module):
         """idx (b, t) -> the anchor's logits (b, t, v); pos, seg as in model.Transformer.forward (packed rows)."""
         b, t = idx.shape
         call = (lambda m: m(idx)) if pos is None and seg is None else (lambda m: m(idx, pos=pos, seg=seg))
+        run_augment = call
         p = torch.arange(t, device=idx.device).expand(b, t) if pos is None else pos
-        ok = torch.ones_like(idx, dtype=torch.bool)
+        ok, scatter = torch.ones_like(idx, dtype=torch.bool), None
         if self.prompt_end is not None:
-            end = (idx == self.prompt_end).long()
-            before = end.cumsum(1) - end                                          # prompt ends strictly before
-            if seg is None:
-                ok = before == 0
-            else:   # the count at each document's first token
-                start = torch.ones_like(ok)
-                start[:, 1:] = seg[:, 1:] != seg[:, :-1]
-                first = (torch.arange(t, device=idx.device) * start).cummax(1).values
-                ok = before == before.gather(1, first)
-        mask = self._mask(ok, torch.arange(t, device=idx.device), seg)
-        return self._compose(lambda j, m: call(m), lambda: call(self.anchor), p, mask)
+            ok = self._ends_before(idx, self.prompt_end, seg) == 0                # up to and including the end
+        elif self.answer_from is not None:
+            ok = self._ends_before(idx, self.answer_from, seg) > 0                # after the document's first one
+            answers, scatter = self._answers(idx, ok, seg)
+            run_augment = lambda m: m(answers)                                    # noqa: E731
+        mask, live = self._mask(ok, torch.arange(t, device=idx.device), seg)
+        return self._compose(lambda j, m: run_augment(m), lambda: call(self.anchor), p, mask, live, scatter=scatter)
+
+    @staticmethod
+    def _ends_before(idx, token, seg):
+        """(b, t): how many `token`s come strictly before each position in its document (seg; None: the row)."""
+        end = (idx == token).long()
+        before = end.cumsum(1) - end
+        if seg is None:
+            return before
+        start = torch.ones_like(idx, dtype=torch.bool)
+        start[:, 1:] = seg[:, 1:] != seg[:, :-1]
+        first = (torch.arange(idx.shape[1], device=idx.device) * start).cummax(1).values  # each document's first token
+        return before - before.gather(1, first)
+
+    @staticmethod
+    def _answers(idx, ok, seg):
+        """Answer mode: each run of ok tokens in one document becomes a row of its own (right-padded), so the
+        augments read every answer from a fresh start, as in generation. -> (rows (n, L), scatter) where
+        scatter maps (n, L, ...) outputs to (b, t, ...), zero outside the answers."""
+        start = ok.clone()
+        start[:, 1:] &= ~ok[:, :-1] | (seg[:, 1:] != seg[:, :-1] if seg is not None else False)
+        if not bool(start.any()):    # no answer anywhere: the augments read one dummy token, nothing is kept
+            return idx[:1, :1], lambda h: h.new_zeros(ok.shape + h.shape[2:])
+        row_of = start.flatten().long().cumsum(0).view_as(ok) - 1                 # (b, t) answer index
+        col = torch.arange(idx.shape[1], device=idx.device).expand_as(idx)
+        off = col - col[start][row_of.clamp(min=0)]                               # offset inside its answer
+        r, o = row_of[ok], off[ok]
+        rows = idx.new_zeros(int(start.sum()), int(o.max()) + 1)
+        rows[r, o] = idx[ok]
+
+        def scatter(h):
+            out = h.new_zeros(ok.shape + h.shape[2:])
+            out[ok] = h[r, o]
+            return out
+        return rows, scatter
 
     # -- generation: the same interface as model.Transformer / model.Mamba, so model.generate works unchanged
     def new_cache(self, b, s):
@@ -267,7 +307,8 @@ class CALM(nn.Module):
         return {'slot': 0, 'anchor': self.anchor.new_cache(b, s), 'augments': [m.new_cache(b, s) for m in self.augments],
                 'xattn': [KVCache(b, xa.h, s, xa.e, w.device, w.dtype) for xa in self.xattn],
                 'ok': torch.zeros(b, s, dtype=torch.bool, device=w.device),       # slot holds a readable state
-                'open': torch.ones(b, dtype=torch.bool, device=w.device)}         # prompt mode: prompt not ended
+                'open': torch.ones(b, dtype=torch.bool, device=w.device),         # prompt / answer mode: prompt not ended
+                'answer_at': torch.full((b,), s, dtype=torch.long, device=w.device)}  # answer mode: first answer slot
 
     def step(self, idx, cache, pad):
         """Feed idx (b, t) into slots [slot, slot + t); row r is left-padded by pad[r] slots. -> logits (b, t, v).
@@ -278,14 +319,22 @@ class CALM(nn.Module):
         kpos = (torch.arange(s0 + t, device=idx.device)[None] - pad[:, None]).clamp(min=0)  # (b, s) every slot
         pos = kpos[:, s0:]                                                         # (b, t) the new tokens
         ok = q[None] >= pad[:, None]                                               # real tokens (b, t)
+        aug_pad = pad
         if self.prompt_end is not None:
             end = (idx == self.prompt_end) & ok
             ok = ok & cache['open'][:, None] & (end.cumsum(1) - end.long() == 0)
             cache['open'] &= ~end.any(1)
+        elif self.answer_from is not None:   # the augments see everything before the answer as left padding
+            end = (idx == self.answer_from) & ok & cache['open'][:, None]
+            found = end.any(1)
+            cache['answer_at'] = torch.where(found, s0 + end.long().argmax(1) + 1, cache['answer_at'])
+            cache['open'] &= ~found
+            ok = q[None] >= cache['answer_at'][:, None]
+            aug_pad = cache['answer_at']
         cache['ok'][:, s0:s0 + t] = ok
-        mask = self._mask(cache['ok'][:, :s0 + t], q)
-        logits = self._compose(lambda j, m: m.step(idx, cache['augments'][j], pad),
-                               lambda: self.anchor.step(idx, cache['anchor'], pad), pos, mask, cache['xattn'], s0, kpos)
+        mask, live = self._mask(cache['ok'][:, :s0 + t], q)
+        logits = self._compose(lambda j, m: m.step(idx, cache['augments'][j], aug_pad),
+                               lambda: self.anchor.step(idx, cache['anchor'], pad), pos, mask, live, cache['xattn'], s0, kpos)
         cache['slot'] = s0 + t
         return logits
 

@@ -893,6 +893,45 @@ def test_prompt_mode_reads_the_whole_prompt_and_nothing_after_it():
         torch.testing.assert_close(packed[:, 10:], base, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize('arch', ARCHS)
+def test_answer_mode_reads_only_each_answer_as_a_text_of_its_own(arch):
+    """answer_from: the augment is called on the answers alone (one row each, from a fresh start), the
+    positions up to <|assistant|> read nothing (their outputs are the anchor's), packing changes nothing,
+    and cached generation equals cache-free greedy decoding."""
+    anchor, aug = tiny(arch), tiny(arch, seed=1, n_embd=48)
+    c = CALM(anchor, [aug], connect_every=1, answer_from=data.ASSISTANT, null_slot=True)
+    seen = []
+    aug.register_forward_pre_hook(lambda mod, args: seen.append(args[0].clone()))
+    q1, a1, q2, a2 = [data.USER, 70, 71, 72], [80, 81, 82, 83, 84], [data.USER, 73, 74], [85, 86, 87]
+    d1, d2 = q1 + [data.ASSISTANT] + a1, q2 + [data.ASSISTANT] + a2
+    idx = torch.tensor([d1])
+    with torch.no_grad():
+        torch.testing.assert_close(c(idx), anchor(idx), rtol=0, atol=0)    # zero-initialized output
+        activate(c)
+        base = c(idx)
+        assert seen[-1].tolist() == [a1]
+        torch.testing.assert_close(base[:, :5], anchor(idx)[:, :5], rtol=0, atol=0)   # nothing to read yet
+        assert not torch.allclose(base[:, 5:], anchor(idx)[:, 5:], atol=1e-4)
+        pos = torch.tensor([list(range(len(d1))) + list(range(len(d2)))])
+        seg = torch.tensor([[0] * len(d1) + [1] * len(d2)])
+        packed = c(torch.tensor([d1 + d2]), pos=pos, seg=seg)
+        assert [r[:len(a)] for r, a in zip(seen[-1].tolist(), (a1, a2))] == [a1, a2]   # two rows, right-padded
+        torch.testing.assert_close(packed[:, :len(d1)], base, rtol=1e-5, atol=1e-5)
+        if arch == 'transformer':   # a Mamba anchor's own state flows into the next packed document
+            torch.testing.assert_close(packed[:, len(d1):], c(torch.tensor([d2])), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(c(torch.tensor([q1])), anchor(torch.tensor([q1])), rtol=0, atol=0)  # no answer
+    g = torch.Generator().manual_seed(3)
+    prompts = [[data.USER] + torch.randint(0, 256, (int(n),), generator=g).tolist() + [data.ASSISTANT]
+               for n in torch.randint(2, 12, (4,), generator=g)] + [[data.USER, 70, data.ASSISTANT, 80, 81]]
+    got = M.generate(c, prompts, 12, {data.EOT})
+    for p, new in zip(prompts, got):
+        assert new == greedy_without_cache(c, p, 12, {data.EOT})
+    assert got != M.generate(anchor, prompts, 12, {data.EOT})     # the augment changes the decoding
+    assert all_hooks(c) == 0
+    with pytest.raises(ValueError, match='exclude each other'):
+        CALM(tiny(arch), [tiny(arch, seed=1)], prompt_end=data.ASSISTANT, answer_from=data.ASSISTANT)
+
+
 # ----------------------------------------------------------------------------- generation
 @pytest.mark.parametrize('prompt_mode', [False, True])
 @pytest.mark.parametrize('arch', ARCHS)
