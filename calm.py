@@ -357,6 +357,7 @@ EXPERIMENT = dict(
     calm_null_slot=True,        # ... and may read nothing ('calm_hidden': never)
     calm_position_keys=True,    # ... with keys that carry only position ('calm_hidden': never)
     calm_gate=True,             # ... scaled by a per-token gate ('calm_hidden': never)
+    calm_answer_mode=True,      # ... the augment reading only the answer, as a text of its own ('calm_hidden': never)
     threads=0,                  # torch CPU threads; 0 -> torch's default
 )
 STAGES = [('augment', 'configs/calm_augment.py'), ('anchor', 'configs/calm_anchor.py'),
@@ -376,10 +377,11 @@ def stage_configs(o):
                        f"--max_iters={o['anchor_iters']}"],
             'calm': P + compose + [f"--calm_read_output={o['calm_read_output']}",
                                    f"--calm_position_bias={o['calm_position_bias']}", f"--calm_null_slot={o['calm_null_slot']}",
-                                   f"--calm_position_keys={o['calm_position_keys']}", f"--calm_gate={o['calm_gate']}"],
+                                   f"--calm_position_keys={o['calm_position_keys']}", f"--calm_gate={o['calm_gate']}",
+                                   f"--calm_answer_mode={o['calm_answer_mode']}"],
             'calm_hidden': P + compose + ['--calm_read_output=False', '--calm_position_bias=False',   # as in the paper
                                           '--calm_null_slot=False', '--calm_position_keys=False',
-                                          '--calm_gate=False'],
+                                          '--calm_gate=False', '--calm_answer_mode=False'],
             'finetuned_anchor': P + [f"--arch={o['arch']}", f"--init_from={o['out']}/anchor",
                                      f"--max_iters={o['calm_iters']}"]}
     return {name: train.get_config([os.path.join(HERE, path), f"--out_dir={o['out']}/{name}", *common, *over[name]])

@@ -948,6 +948,22 @@ def test_cached_generation_equals_cache_free_greedy(arch, prompt_mode):
     assert all_hooks(c) == 0
 
 
+def test_experiment_stages_share_data_and_shapes_and_calm_hidden_is_the_papers():
+    """`python calm.py experiment`'s stage configs: the stages on P read the same data, the fine-tuned
+    anchor has the anchor's shape (it loads its weights), and calm_hidden turns every option off."""
+    cfgs = calm.stage_configs(dict(calm.EXPERIMENT, out='out/x'))
+    on_P = ('augment', 'calm', 'calm_hidden', 'finetuned_anchor')
+    for key in ('data_dir', 'n_people', 'held_out', 'n_unseen', 'bios_per_person', 'data_seed', 'seed'):
+        assert len({cfgs[n][key] for n in on_P}) == 1, key
+    assert cfgs['anchor']['data_dir'] != cfgs['calm']['data_dir'] and cfgs['anchor']['data_seed'] != cfgs['calm']['data_seed']
+    for key in ('arch', 'n_layer', 'n_embd', 'n_head', 'mlp_hidden'):
+        assert cfgs['anchor'][key] == cfgs['finetuned_anchor'][key], key
+    options = [k for k in calm.EXPERIMENT if k.startswith('calm_') and k != 'calm_iters']
+    assert options and not any(cfgs['calm_hidden'][k] for k in options)
+    assert all(cfgs['calm'][k] == calm.EXPERIMENT[k] for k in options)
+    assert cfgs['calm']['max_iters'] == cfgs['finetuned_anchor']['max_iters'] == calm.EXPERIMENT['calm_iters']
+
+
 def test_logit_ensemble_decodes_the_product_of_experts():
     """The experiment's reference row: greedy decoding of log p_anchor + w log p_augment, batched with
     caches, equals the same argmax computed on the full sequences."""

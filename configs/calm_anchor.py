@@ -9,6 +9,7 @@ tool = False
 mix_qa = 1.0
 mix_qa_tool = 0.0
 max_iters = 1500
+n_layer = 3             # copies names better than 2 layers (6% wrong against 13%; 4 layers: 7%)
 n_head = 4              # the recipe these stages were measured with (train.py's defaults are configs/tool.py's)
 weight_decay = 0.1
 eval_interval = 100000

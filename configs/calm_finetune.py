@@ -10,6 +10,7 @@ tool = False
 mix_qa = 1.0
 mix_qa_tool = 0.0
 max_iters = 300
+n_layer = 3             # the anchor's (configs/calm_anchor.py)
 warmup_iters = 30
 n_head = 4              # the recipe these stages were measured with (train.py's defaults are configs/tool.py's)
 weight_decay = 0.1
