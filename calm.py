@@ -307,12 +307,12 @@ class CALM(nn.Module):
         return {'slot': 0, 'anchor': self.anchor.new_cache(b, s), 'augments': [m.new_cache(b, s) for m in self.augments],
                 'xattn': [KVCache(b, xa.h, s, xa.e, w.device, w.dtype) for xa in self.xattn],
                 'ok': torch.zeros(b, s, dtype=torch.bool, device=w.device),       # slot holds a readable state
-                'open': torch.ones(b, dtype=torch.bool, device=w.device),         # prompt / answer mode: prompt not ended
-                'answer_at': torch.full((b,), s, dtype=torch.long, device=w.device)}  # answer mode: first answer slot
+                'end_at': torch.full((b,), s, dtype=torch.long, device=w.device)}  # prompt / answer mode: the prompt's last slot
 
     def step(self, idx, cache, pad):
         """Feed idx (b, t) into slots [slot, slot + t); row r is left-padded by pad[r] slots. -> logits (b, t, v).
-        Prompt mode: the prompt must end within the first call (prefill), as model.generate's prompts do."""
+        Prompt mode: the prompt must end within the first call (prefill), as model.generate's prompts do, since
+        earlier queries could not read what came after them."""
         b, t = idx.shape
         s0 = cache['slot']
         q = s0 + torch.arange(t, device=idx.device)                                # (t,)
@@ -320,17 +320,17 @@ class CALM(nn.Module):
         pos = kpos[:, s0:]                                                         # (b, t) the new tokens
         ok = q[None] >= pad[:, None]                                               # real tokens (b, t)
         aug_pad = pad
-        if self.prompt_end is not None:
-            end = (idx == self.prompt_end) & ok
-            ok = ok & cache['open'][:, None] & (end.cumsum(1) - end.long() == 0)
-            cache['open'] &= ~end.any(1)
-        elif self.answer_from is not None:   # the augments see everything before the answer as left padding
-            end = (idx == self.answer_from) & ok & cache['open'][:, None]
-            found = end.any(1)
-            cache['answer_at'] = torch.where(found, s0 + end.long().argmax(1) + 1, cache['answer_at'])
-            cache['open'] &= ~found
-            ok = q[None] >= cache['answer_at'][:, None]
-            aug_pad = cache['answer_at']
+        token = self.prompt_end if self.prompt_end is not None else self.answer_from
+        if token is not None:   # record the slot of each row's first prompt-ending token
+            unseen = cache['end_at'] == cache['ok'].shape[1]                      # (b,) still the initial value
+            end = (idx == token) & ok & unseen[:, None]
+            cache['end_at'] = torch.where(end.any(1), s0 + end.long().argmax(1), cache['end_at'])
+            last = cache['end_at'][:, None]
+            if self.prompt_end is not None:
+                ok = ok & (q[None] <= last)
+            else:               # the augments see everything up to the answer as left padding
+                ok = q[None] > last
+                aug_pad = cache['end_at'] + 1
         cache['ok'][:, s0:s0 + t] = ok
         mask, live = self._mask(cache['ok'][:, :s0 + t], q)
         logits = self._compose(lambda j, m: m.step(idx, cache['augments'][j], aug_pad),
