@@ -27,7 +27,8 @@ map turns into "push the anchor towards what the augment predicts", for any pers
 (null_slot=True, calm_null_slot) a learned key with a zero value, so that a query can read nothing;
 optionally (position_keys=True, calm_position_keys) keys that carry only the slot's position, so where to
 read is the anchor's decision and the augment supplies only what is read (its content cannot be memorized
-as "where"); optionally (gate=True, calm_gate) each read scaled per token by a sigmoid of the anchor's state.
+as "where"); optionally (gate=True, calm_gate) each read scaled per token by a sigmoid of the anchor's state, and of what
+was read (gate_reads=True, calm_gate_reads).
 
 Hooks on the blocks are registered for one call and removed at its end (also on an error), and hidden states
 live only in that call's local variables: nothing outlives a step. Generation keeps the anchor's and the
@@ -59,7 +60,7 @@ class CrossAttention(nn.Module):
     """One connection: queries from the anchor layer's output x, keys and values from f_proj(augment layer)."""
 
     def __init__(self, d, a, n_head, rope_theta=10000.0, position_bias=False, null_slot=False, position_keys=False,
-                 gate=False):
+                 gate=False, gate_reads=False):
         super().__init__()
         assert d % n_head == 0 and (d // n_head) % 2 == 0, f"anchor width {d} / {n_head} heads must be even"
         self.h, self.e, self.theta = n_head, d // n_head, rope_theta
@@ -80,8 +81,12 @@ class CrossAttention(nn.Module):
         # optional: a learned key per head whose value is zero, so that a query can read nothing
         self.null_k = nn.Parameter(torch.zeros(n_head, self.e)) if null_slot else None
         # optional: the read is scaled per token by sigmoid(a linear function of the anchor's state), an
-        # easier way than the softmax to say "not here" (e.g. while the anchor copies a name)
-        self.gate = nn.Linear(d, 1) if gate else None
+        # easier way than the softmax to say "not here" (e.g. while the anchor copies a name); with
+        # gate_reads the gate also sees what was read (before wo), e.g. how sure the augment was: the RMSNorm
+        # of a next-token distribution is larger in the argmax's direction the sharper the distribution is
+        assert gate or not gate_reads, "gate_reads needs gate"
+        self.gate_reads = gate_reads
+        self.gate = nn.Linear(2 * d if gate_reads else d, 1) if gate else None
         if gate:
             nn.init.zeros_(self.gate.weight), nn.init.zeros_(self.gate.bias)
 
@@ -108,8 +113,10 @@ class CrossAttention(nn.Module):
             free = torch.ones(mask.shape[:3] + (1,), dtype=mask.dtype, device=mask.device)
             mask = torch.cat([free if mask.dtype == torch.bool else free - 1, mask], -1)
         y = F.scaled_dot_product_attention(q.transpose(1, 2), k, v, attn_mask=mask)          # (b, h, t, e)
-        y = self.wo(y.transpose(1, 2).reshape(b, t, d))
-        return y if self.gate is None else y * torch.sigmoid(self.gate(xn))
+        y = y.transpose(1, 2).reshape(b, t, d)                                                # (b, t, d) read
+        if self.gate is None:
+            return self.wo(y)
+        return self.wo(y) * torch.sigmoid(self.gate(torch.cat([xn, y], -1) if self.gate_reads else xn))
 
 
 @contextlib.contextmanager
@@ -138,7 +145,7 @@ def default_connections(n_anchor, n_augment, every):
 class CALM(nn.Module):
     def __init__(self, anchor, augments, connect_every=4, connections=None, n_head=4, prompt_end=None,
                  anchor_blocks=None, augment_blocks=None, position_bias=False, read_output=False, null_slot=False,
-                 position_keys=False, gate=False, answer_from=None):
+                 position_keys=False, gate=False, gate_reads=False, answer_from=None):
         """anchor, augments: models mapping idx (b, t) to logits (one augment or a list). Their blocks are
         model.blocks unless given as anchor_blocks=[...], augment_blocks=[[...] per augment].
         connections: per augment, [(anchor layer, augment layer)] (0-based block outputs); default from
@@ -149,6 +156,7 @@ class CALM(nn.Module):
         null_slot: each cross-attention may also read a learned key with a zero value, i.e. nothing (not in the paper).
         position_keys: keys carry only the augment slot's position, not its state (not in the paper).
         gate: each read is scaled by a sigmoid of the anchor's state, per token (not in the paper).
+        gate_reads: the gate also sees what was read (not in the paper).
         answer_from: None, or a token id (<|assistant|>): the augments read only what follows each document's
         first such token, i.e. the answer, as a text of its own (not in the paper; the opposite of prompt_end)."""
         super().__init__()
@@ -168,7 +176,8 @@ class CALM(nn.Module):
         self.connections = [(i, j, l) for j, pairs in enumerate(connections) for i, l in pairs]  # (anchor, augment, layer)
         widths = self._widths()
         self.xattn = nn.ModuleList(CrossAttention(widths[0][i], widths[1 + j][l], n_head, position_bias=position_bias,
-                                                  null_slot=null_slot, position_keys=position_keys, gate=gate)
+                                                  null_slot=null_slot, position_keys=position_keys, gate=gate,
+                                                  gate_reads=gate_reads)
                                     for i, j, l in self.connections)
 
     @torch.no_grad()
@@ -349,7 +358,7 @@ EXPERIMENT = dict(
     bios_per_person=16,         # paraphrased biographies per person of P
     augment_iters=6000,         # steps of each stage
     anchor_iters=1500,
-    calm_iters=300,             # also the fine-tuned anchor's budget
+    calm_iters=600,             # also the fine-tuned anchor's budget
     connect_every=4,
     calm_prompt_mode=False,     # True: the augment reads only the question, non-causally
     calm_read_output=True,      # the composition reads the augment's next-token distribution ('calm_hidden': never)
@@ -357,6 +366,7 @@ EXPERIMENT = dict(
     calm_null_slot=True,        # ... and may read nothing ('calm_hidden': never)
     calm_position_keys=True,    # ... with keys that carry only position ('calm_hidden': never)
     calm_gate=True,             # ... scaled by a per-token gate ('calm_hidden': never)
+    calm_gate_reads=True,       # ... that also sees what was read ('calm_hidden': never)
     calm_answer_mode=True,      # ... the augment reading only the answer, as a text of its own ('calm_hidden': never)
     threads=0,                  # torch CPU threads; 0 -> torch's default
 )
@@ -378,10 +388,11 @@ def stage_configs(o):
             'calm': P + compose + [f"--calm_read_output={o['calm_read_output']}",
                                    f"--calm_position_bias={o['calm_position_bias']}", f"--calm_null_slot={o['calm_null_slot']}",
                                    f"--calm_position_keys={o['calm_position_keys']}", f"--calm_gate={o['calm_gate']}",
+                                   f"--calm_gate_reads={o['calm_gate_reads']}",
                                    f"--calm_answer_mode={o['calm_answer_mode']}"],
             'calm_hidden': P + compose + ['--calm_read_output=False', '--calm_position_bias=False',   # as in the paper
                                           '--calm_null_slot=False', '--calm_position_keys=False',
-                                          '--calm_gate=False', '--calm_answer_mode=False'],
+                                          '--calm_gate=False', '--calm_gate_reads=False', '--calm_answer_mode=False'],
             'finetuned_anchor': P + [f"--arch={o['arch']}", f"--init_from={o['out']}/anchor",
                                      f"--max_iters={o['calm_iters']}"]}
     return {name: train.get_config([os.path.join(HERE, path), f"--out_dir={o['out']}/{name}", *common, *over[name]])

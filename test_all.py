@@ -1104,6 +1104,47 @@ def test_gate_scales_each_read_by_a_sigmoid_of_the_anchor_state():
         assert new == greedy_without_cache(c, p, 10, {data.EOT})
 
 
+def test_gate_reads_sees_the_read_as_well_as_the_anchor_state():
+    """gate_reads: the gate is sigmoid(w . [norm(x), read] + b), read the attention's output before wo; so the
+    same anchor state gates two different memories differently. Zero-initialized, cached generation equal
+    to cache-free decoding, and refused without a gate."""
+    torch.manual_seed(0)
+    kw = dict(null_slot=True, position_keys=True)
+    plain, probe = calm.CrossAttention(16, 24, 2, **kw), calm.CrossAttention(16, 24, 2, **kw)
+    gated = calm.CrossAttention(16, 24, 2, gate=True, gate_reads=True, **kw)
+    gated.load_state_dict(plain.state_dict(), strict=False)
+    probe.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        plain.wo.weight.normal_()
+        gated.wo.weight.copy_(plain.wo.weight)
+        probe.wo.weight.copy_(torch.eye(16))          # probe returns the read itself
+        gated.gate.weight.normal_()
+    assert gated.gate.weight.shape == (1, 32)
+    b, t = 2, 5
+    x = torch.randn(b, t, 16)
+    pos = torch.arange(t).expand(b, t)
+    mask = torch.ones(t, t, dtype=torch.bool).tril()[None, None].expand(b, 1, t, t)
+    scales = []
+    for m in (torch.randn(b, t, 24), torch.randn(b, t, 24)):
+        k, v = plain.memory(m, pos)
+        scale = torch.sigmoid(gated.gate(torch.cat([gated.norm_x(x), probe(x, k, v, pos, mask, pos)], -1)))
+        torch.testing.assert_close(gated(x, k, v, pos, mask, pos), plain(x, k, v, pos, mask, pos) * scale)
+        scales.append(scale)
+    assert not torch.allclose(*scales)
+    with pytest.raises(AssertionError, match='gate_reads needs gate'):
+        calm.CrossAttention(16, 24, 2, gate_reads=True)
+    c = activate(CALM(tiny(), [tiny(seed=1, n_embd=48)], connect_every=1, read_output=True, position_keys=True,
+                      null_slot=True, gate=True, gate_reads=True, answer_from=data.ASSISTANT))
+    with torch.no_grad():
+        for xa in c.xattn:
+            xa.gate.weight.normal_()
+    assert all(xa.gate.weight.abs().sum() == 0 for xa in CALM(tiny(), [tiny(seed=1)], gate=True, gate_reads=True).xattn)
+    prompts = [data.prompt_ids(q) for q in ('Where was Ada born?', 'Who?')]
+    for p, new in zip(prompts, M.generate(c, prompts, 10, {data.EOT})):
+        assert new == greedy_without_cache(c, p, 10, {data.EOT})
+
+
+
 # ----------------------------------------------------------------------------- state, hooks, memory
 def test_state_dict_holds_only_the_composition():
     c = CALM(tiny(), [tiny(seed=1, n_embd=48)], connect_every=1)

@@ -83,6 +83,7 @@ DEFAULTS = dict(
     calm_null_slot=False,       # calm: the cross-attention may read a zero-valued slot, i.e. nothing (not in the paper)
     calm_position_keys=False,   # calm: its keys carry only position; the augment supplies only values (not in the paper)
     calm_gate=False,            # calm: each read is scaled by a per-token sigmoid gate of the anchor's state (not in the paper)
+    calm_gate_reads=False,      # calm: ... a gate of the anchor's state and of what was read (not in the paper)
     calm_answer_mode=False,     # calm: the augments read only the answer (after <|assistant|>), as a text of its own (not in the paper)
     init_from='',               # out_dir (or checkpoint) whose weights initialize the model, e.g. to fine-tune
 )
@@ -91,7 +92,7 @@ MUST_MATCH = ['seed', 'n_people', 'held_out', 'n_unseen', 'data_seed', 'bios_per
               'mix_qa_tool', 'mix_bios', 'bios_splits', 'doc_mask', 'arch', 'n_layer', 'n_embd', 'n_head', 'mlp_hidden',
               'd_state', 'expand', 'block_size', 'batch_size', 'grad_accum', 'anchor_dir', 'augment_dirs',
               'connect_every', 'calm_prompt_mode', 'calm_position_bias', 'calm_read_output', 'calm_null_slot',
-              'calm_position_keys', 'calm_gate', 'calm_answer_mode', 'init_from']
+              'calm_position_keys', 'calm_gate', 'calm_gate_reads', 'calm_answer_mode', 'init_from']
 
 
 def get_config(argv):
@@ -394,6 +395,7 @@ def build_for_training(cfg, data_dir):
                      position_bias=cfg.get('calm_position_bias', False),
                      read_output=cfg.get('calm_read_output', False), null_slot=cfg.get('calm_null_slot', False),
                      position_keys=cfg.get('calm_position_keys', False), gate=cfg.get('calm_gate', False),
+                     gate_reads=cfg.get('calm_gate_reads', False),
                      answer_from=data.ASSISTANT if cfg.get('calm_answer_mode') else None)
         return model, model
     model = build_model(ModelConfig.from_dict({**cfg, 'vocab_size': data.VOCAB_SIZE}))
