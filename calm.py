@@ -27,8 +27,8 @@ map turns into "push the anchor towards what the augment predicts", for any pers
 (null_slot=True, calm_null_slot) a learned key with a zero value, so that a query can read nothing;
 optionally (position_keys=True, calm_position_keys) keys that carry only the slot's position, so where to
 read is the anchor's decision and the augment supplies only what is read (its content cannot be memorized
-as "where"); optionally (gate=True, calm_gate) each read scaled per token by a sigmoid of the anchor's state, and of what
-was read (gate_reads=True, calm_gate_reads).
+as "where"); optionally (gate=True, calm_gate) each read scaled per token by a sigmoid of the anchor's state,
+and also of what was read (gate_reads=True, calm_gate_reads).
 
 Hooks on the blocks are registered for one call and removed at its end (also on an error), and hidden states
 live only in that call's local variables: nothing outlives a step. Generation keeps the anchor's and the
@@ -84,7 +84,8 @@ class CrossAttention(nn.Module):
         # easier way than the softmax to say "not here" (e.g. while the anchor copies a name); with
         # gate_reads the gate also sees what was read (before wo), e.g. how sure the augment was: the RMSNorm
         # of a next-token distribution is larger in the argmax's direction the sharper the distribution is
-        assert gate or not gate_reads, "gate_reads needs gate"
+        if gate_reads and not gate:
+            raise ValueError("CALM: gate_reads (calm_gate_reads) needs gate (calm_gate)")
         self.gate_reads = gate_reads
         self.gate = nn.Linear(2 * d if gate_reads else d, 1) if gate else None
         if gate:
