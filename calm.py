@@ -374,6 +374,8 @@ EXPERIMENT = dict(
 STAGES = [('augment', 'configs/calm_augment.py'), ('anchor', 'configs/calm_anchor.py'),
           ('calm', 'configs/calm.py'), ('calm_hidden', 'configs/calm.py'), ('finetuned_anchor', 'configs/calm_finetune.py')]
 RUNTIME_KEYS = ('threads', 'device', 'eval_batch', 'compile')  # may differ between a finished stage and now
+# the composition options not in the paper: the 'calm' stage takes them from EXPERIMENT, 'calm_hidden' turns them off
+OUR_OPTIONS = [k for k in EXPERIMENT if k.startswith('calm_') and k not in ('calm_iters', 'calm_prompt_mode')]
 
 
 def stage_configs(o):
@@ -386,14 +388,8 @@ def stage_configs(o):
     over = {'augment': P + [f"--arch={o['arch']}", f"--max_iters={o['augment_iters']}"],
             'anchor': [f'--data_dir={data_Q}', f"--n_people={o['anchor_people']}", f"--arch={o['arch']}",
                        f"--max_iters={o['anchor_iters']}"],
-            'calm': P + compose + [f"--calm_read_output={o['calm_read_output']}",
-                                   f"--calm_position_bias={o['calm_position_bias']}", f"--calm_null_slot={o['calm_null_slot']}",
-                                   f"--calm_position_keys={o['calm_position_keys']}", f"--calm_gate={o['calm_gate']}",
-                                   f"--calm_gate_reads={o['calm_gate_reads']}",
-                                   f"--calm_answer_mode={o['calm_answer_mode']}"],
-            'calm_hidden': P + compose + ['--calm_read_output=False', '--calm_position_bias=False',   # as in the paper
-                                          '--calm_null_slot=False', '--calm_position_keys=False',
-                                          '--calm_gate=False', '--calm_gate_reads=False', '--calm_answer_mode=False'],
+            'calm': P + compose + [f"--{k}={o[k]}" for k in OUR_OPTIONS],
+            'calm_hidden': P + compose + [f"--{k}=False" for k in OUR_OPTIONS],   # as in the paper
             'finetuned_anchor': P + [f"--arch={o['arch']}", f"--init_from={o['out']}/anchor",
                                      f"--max_iters={o['calm_iters']}"]}
     return {name: train.get_config([os.path.join(HERE, path), f"--out_dir={o['out']}/{name}", *common, *over[name]])
