@@ -265,7 +265,6 @@ def bio_lines(P, lo, hi, choices):
     """One paraphrase template per attribute, sentence order shuffled per biography."""
     tmpl, order = choices
     per = P.opts['bios_per_person']
-    k = len(P.attrs)
     names = [_esc(n) for n in P.names[lo:hi]]
     values = [[_esc(P.pools[attribute_pool(a)][v]) for v in P.values[a][lo:hi].tolist()] for a in P.attrs]
     temps = [[_esc(t) for t in BIO_TEMPLATES[a]] for a in P.attrs]

@@ -441,7 +441,7 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path, tiny_data):
     step_at_kill = train.load_checkpoint(crash)[1]['step']
     assert step_at_kill == 4
     log = run_train(crash, '--max_iters=16', '--ckpt_interval=4', data_dir=tiny_data)
-    assert f'resumed from' in log
+    assert 'resumed from' in log
     (s1, w1), (s2, w2) = final_weights(ref), final_weights(crash)
     assert s1 == s2 == 16
     for k in w1:
@@ -1142,7 +1142,6 @@ def test_gate_reads_sees_the_read_as_well_as_the_anchor_state():
     prompts = [data.prompt_ids(q) for q in ('Where was Ada born?', 'Who?')]
     for p, new in zip(prompts, M.generate(c, prompts, 10, {data.EOT})):
         assert new == greedy_without_cache(c, p, 10, {data.EOT})
-
 
 
 # ----------------------------------------------------------------------------- state, hooks, memory

@@ -492,7 +492,7 @@ def train(cfg):
             with open(os.path.join(out_dir, 'metrics.jsonl'), 'a') as f:
                 f.write(json.dumps(row) + '\n')
 
-    B, A, T = cfg['batch_size'], cfg['grad_accum'], cfg['block_size']
+    B, A = cfg['batch_size'], cfg['grad_accum']
     n_params = raw.num_params()
     bar = tqdm(total=cfg['max_iters'], initial=step, disable=not master, dynamic_ncols=True, desc=os.path.basename(out_dir))
     t_last, tok_last = time.time(), tokens_seen
