@@ -26,7 +26,16 @@ import sys
 import tempfile
 import time
 
+import numpy as np
 import torch
+import torch.nn.functional as F
+
+import data
+import db
+import sample
+import ssm_triton
+import train
+from model import ModelConfig, build_model, generate
 
 
 def peak_rss_mb():
@@ -34,8 +43,6 @@ def peak_rss_mb():
 
 
 def bench_data(num):
-    import data
-    import db
     d = tempfile.mkdtemp(prefix='bench_data_')
     try:
         opts = {**data.DEFAULTS, 'num': num, 'unseen': num // 10}
@@ -84,7 +91,6 @@ def bench_data(num):
 
 def matmul_flops(n=1024, reps=20):
     """This machine's float32 matmul rate (FLOP/s): the ceiling that MFU is measured against."""
-    import torch
     a, b = torch.randn(n, n), torch.randn(n, n)
     for _ in range(3):
         a @ b
@@ -96,8 +102,6 @@ def matmul_flops(n=1024, reps=20):
 
 def time_steps(model, batches, steps=15, warmup=3):
     """Seconds per optimizer step (forward + backward + AdamW) over the given batches."""
-    import torch
-    import torch.nn.functional as F
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     for i in range(warmup + steps):
         if i == warmup:
@@ -113,8 +117,6 @@ def time_steps(model, batches, steps=15, warmup=3):
 
 def padded_batches(packer, rows, n):
     """The naive alternative to packing: one dialog per row, padded to the batch's longest dialog."""
-    import numpy as np
-    import torch
     out = []
     for k in range(n):
         docs = range(k * rows, (k + 1) * rows)
@@ -134,10 +136,6 @@ def padded_batches(packer, rows, n):
 
 
 def bench_train():
-    import torch
-    import data
-    import train
-    from model import build_model, ModelConfig
     peak = matmul_flops()
     print(f"float32 matmul (1024^3), {torch.get_num_threads()} threads: {peak / 1e9:.1f} GFLOP/s\n")
     print(f"{'setting':44s} {'params':>9s} {'tok/s':>9s} {'useful tok/s':>13s} {'ms/step':>8s} {'MFU':>6s}")
@@ -146,8 +144,8 @@ def bench_train():
             ('6 layers d=384, tool data (packed)', ['configs/tool.py', '--n_layer=6', '--n_embd=384', '--n_head=6'], {})]
     for name, argv, _ in runs:
         cfg = train.get_config(argv)
-        d = train.data_dir_of(cfg)
-        data.prepare(d, **train.data_options(cfg))
+        d = data.dir_of(cfg)
+        data.prepare(d, **data.options_of(cfg))
         torch.manual_seed(0)
         model = build_model(ModelConfig.from_dict({**cfg, 'vocab_size': data.VOCAB_SIZE}))
         packer = train.make_packer(cfg, d)
@@ -170,14 +168,9 @@ def bench_train():
 
 
 def bench_generate():
-    import torch
-    import data
-    import sample
-    import train
-    from model import build_model, ModelConfig, generate
     cfg = train.get_config(['configs/tool.py'])
-    d = train.data_dir_of(cfg)
-    data.prepare(d, **train.data_options(cfg))
+    d = data.dir_of(cfg)
+    data.prepare(d, **data.options_of(cfg))
     torch.manual_seed(0)
     model = build_model(ModelConfig.from_dict({**cfg, 'vocab_size': data.VOCAB_SIZE})).eval()
     with torch.no_grad():
@@ -201,7 +194,7 @@ def bench_generate():
         t_full = time.perf_counter() - t0
         print(f"{'165K-param Transformer, 128 tokens':34s} {b:>6d} {b * n / t_cache:>15,.0f} {b * n / t_full:>16,.0f} "
               f"{t_full / t_cache:>8.1f}x")
-    qs = train.eval_questions(d, False)
+    qs = sample.eval_questions(d, False)
     questions = [q for split in qs.values() for q, _ in split][:4000]
     for tool in (False, True):
         t0 = time.perf_counter()

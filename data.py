@@ -21,6 +21,8 @@ import sys
 
 import numpy as np
 
+import db
+
 # ----------------------------------------------------------------------------- tokenizer
 # 256 byte values, then the special tokens. The environment writes RESULT..END_RESULT, the model
 # writes SQL..END_SQL and the answer; prompts end with ASSISTANT.
@@ -384,10 +386,23 @@ def generate(data_dir, what, **overrides):
     print(f"{n} {what} rows -> {path}{extra}")
 
 
+def dir_of(cfg):
+    """The data folder of a run's config (train.py's keys): its data_dir, or data/<people options>."""
+    if cfg['data_dir']:
+        return cfg['data_dir']
+    return os.path.join('data', f"p{cfg['n_people']}_h{cfg['held_out']}_u{cfg['n_unseen']}_"
+                                f"b{cfg['bios_per_person']}_s{cfg['data_seed']}")
+
+
+def options_of(cfg):
+    """prepare()'s options from a run's config."""
+    return dict(num=cfg['n_people'], held_out=cfg['held_out'], unseen=cfg['n_unseen'],
+                bios_per_person=cfg['bios_per_person'], seed=cfg['data_seed'])
+
+
 def prepare(data_dir, **opts):
     """Generate whatever is missing in data_dir (people, bios, both QA sets, the database), as
     train.py does. Existing data generated with other options is an error, never silently reused."""
-    import db
     want = {**DEFAULTS, **opts}
     if os.path.exists(os.path.join(data_dir, 'meta.json')):
         meta = load_meta(data_dir)

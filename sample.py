@@ -6,17 +6,22 @@ read-only against the database and feeds the result back, and the model answers.
     python sample.py --out_dir=out/tool --tool --question="Where was Ada Quinn born?"
     python sample.py --out_dir=out/no_tool --eval                                # recall per split
 
-With no --out_dir, the default experiment's (out/default). `answer()` is the one answering loop:
-train.py's evaluation calls it too.
+With no --out_dir, the default experiment's (out/default). This file is what every caller that answers
+questions stands on: `answer()` (the one answering loop), `evaluate()` (recall per split, which train.py
+calls), and reading a run back: `load_checkpoint()`, `build()` (the model a run's config describes) and
+`load()` (both).
 """
+import argparse
 import os
 import sys
 
+import numpy as np
 import torch
 
+import calm
 import data
-from db import run_sql
-from model import generate
+from db import DB_FILE, run_sql
+from model import ModelConfig, build_model, generate
 
 
 def answer(model, questions, tool=False, db_path=None, batch_size=256, max_new_tokens=128):
@@ -45,18 +50,61 @@ def answer(model, questions, tool=False, db_path=None, batch_size=256, max_new_t
     return out
 
 
+# ----------------------------------------------------------------------------- a run's checkpoints and model
+def list_checkpoints(out_dir):
+    """The checkpoints in out_dir, newest first."""
+    if not os.path.isdir(out_dir):
+        return []
+    return sorted((os.path.join(out_dir, f) for f in os.listdir(out_dir) if f.startswith('ckpt_') and f.endswith('.pt')),
+                  reverse=True)
+
+
+def load_checkpoint(out_dir):
+    """The newest readable checkpoint in out_dir (or a file path) -> (path, state) or (None, None).
+    weights_only=True: a checkpoint from elsewhere cannot run code. A corrupt file is reported and
+    the previous checkpoint is used."""
+    paths = [out_dir] if os.path.isfile(out_dir) else list_checkpoints(out_dir)
+    for path in paths:
+        try:
+            return path, torch.load(path, map_location='cpu', weights_only=True)
+        except Exception as e:
+            print(f"warning: checkpoint {path} is unreadable ({type(e).__name__}: {str(e)[:120]}); "
+                  f"trying the previous one", file=sys.stderr)
+    return None, None
+
+
+def build(cfg):
+    """The model a run's config describes, and the part of it whose state_dict a checkpoint stores.
+    arch='calm': the anchor and augments are built from their own checkpoints and frozen; the composition
+    (calm.CALM, whose state_dict holds only the cross-attention) is what trains and is checkpointed.
+    init_from: the model starts from that run's weights."""
+    def trained(path):  # the model of an earlier run, with its weights
+        where, ckpt = load_checkpoint(path)
+        if ckpt is None or ckpt.get('tokenizer') != data.TOKENIZER:
+            sys.exit(f"error: no readable checkpoint with this tokenizer in {path!r}")
+        model, part = build(ckpt['config'])
+        part.load_state_dict(ckpt['model'])
+        return model
+    if cfg['arch'] == 'calm':
+        model = calm.from_config(cfg, trained(cfg['anchor_dir']), [trained(d) for d in cfg['augment_dirs'].split(',')])
+        return model, model
+    model = build_model(ModelConfig.from_dict({**cfg, 'vocab_size': data.VOCAB_SIZE}))
+    if cfg.get('init_from'):  # .get: checkpoints older than the key
+        model.load_state_dict(trained(cfg['init_from']).state_dict())
+    return model, model
+
+
 def load(out_dir, device='cpu'):
     """-> (model, config) from the newest checkpoint in out_dir; a clear exit on any problem."""
-    import train
     if not os.path.exists(out_dir):
         sys.exit(f"error: {out_dir} not found (train first: python train.py ...)")
-    path, ckpt = train.load_checkpoint(out_dir)
+    path, ckpt = load_checkpoint(out_dir)
     if ckpt is None:
         sys.exit(f"error: no readable checkpoint in {out_dir}")
     if ckpt.get('tokenizer') != data.TOKENIZER:
         sys.exit(f"error: {path} uses another vocabulary/tokenizer than this code ({ckpt.get('tokenizer')!r})")
     cfg = ckpt['config']
-    model, trainable = train.build_for_training(cfg, train.data_dir_of(cfg))
+    model, trainable = build(cfg)
     try:
         trainable.load_state_dict(ckpt['model'])
     except RuntimeError as e:
@@ -64,8 +112,36 @@ def load(out_dir, device='cpu'):
     return model.to(device).eval(), cfg
 
 
+# ----------------------------------------------------------------------------- recall
+def eval_questions(data_dir, tool, max_per_split=0):
+    """{split: [(question, gold answer)]}: the QA of each split, in a fixed shuffled order."""
+    docs = data.read_jsonl(os.path.join(data_dir, data.FILES['qa_tool' if tool else 'qa']))
+    out = {}
+    for s in data.SPLITS:
+        qs = [(d['messages'][0]['content'], d['answer']) for d in docs if d['split'] == s]
+        order = np.random.default_rng(0).permutation(len(qs))
+        out[s] = [qs[i] for i in order[:max_per_split or None]]
+    return out
+
+
+def evaluate(model, cfg, data_dir, max_per_split=0, rank=0, world=1, splits=data.SPLITS):
+    """Recall per split (of `splits`): the fraction of questions whose generated answer contains the gold
+    value. Under DDP each rank answers every world-th question and the counts are summed."""
+    result = {}
+    for split, qs in eval_questions(data_dir, cfg['tool'], max_per_split).items():
+        if split not in splits:
+            continue
+        mine = qs[rank::world]
+        answers = answer(model, [q for q, _ in mine], tool=cfg['tool'],
+                         db_path=os.path.join(data_dir, DB_FILE), batch_size=cfg['eval_batch'])
+        hits = torch.tensor([sum(gold in a['answer'] for (_, gold), a in zip(mine, answers)), len(mine)])
+        if world > 1:
+            torch.distributed.all_reduce(hits)
+        result[split] = (hits[0] / hits[1]).item() if hits[1] else None
+    return result
+
+
 def main(argv):
-    import argparse
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--out_dir', default='out/default')
     ap.add_argument('--tool', action='store_true', help='answer through SQL (default: as the model was trained)')
@@ -77,16 +153,15 @@ def main(argv):
     ap.add_argument('--device', default='cpu')
     args = ap.parse_args(argv)
     torch.manual_seed(args.seed)
-    import train
     model, cfg = load(args.out_dir, args.device)
     tool = args.tool or (cfg['tool'] and not args.no_tool)
-    data_dir = train.data_dir_of(cfg)
-    db_path = os.path.join(data_dir, 'people.db')
+    data_dir = data.dir_of(cfg)
+    db_path = os.path.join(data_dir, DB_FILE)
     if tool and not os.path.exists(db_path):
         sys.exit(f"error: {db_path} not found; run `python data.py all --data_dir {data_dir}`")
     print(f"{args.out_dir}: {cfg['arch']}, {model.num_params():,} params, answering {'through SQL' if tool else 'from the weights'}")
     if args.eval:
-        qs = train.eval_questions(data_dir, tool, args.max_per_split)
+        qs = eval_questions(data_dir, tool, args.max_per_split)
         print(f"{'split':10s} {'questions':>10s} {'recall':>8s}")
         for split, items in qs.items():
             got = answer(model, [q for q, _ in items], tool, db_path)

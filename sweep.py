@@ -22,6 +22,14 @@ import math
 import os
 import sys
 
+import matplotlib
+matplotlib.use('Agg')  # files only, no screen
+import matplotlib.pyplot as plt
+import submitit
+from tqdm import tqdm
+
+import train
+
 SWEEP_DEFAULTS = dict(launcher='inprocess', partition='', gpus=1, cpus=2, timeout_min=60, max_parallel=1,
                       plot_only=False)
 COLUMNS = ['arch', 'tool', 'n_people', 'n_facts', 'params', 'n_layer', 'n_embd', 'seed', 'recall_trained',
@@ -71,7 +79,6 @@ def _runs(grid, base, out_root):
 
 def run_one(argv):
     """One training run (in this process, a submitit worker or a SLURM job)."""
-    import train
     return train.train(train.get_config(argv))
 
 
@@ -123,9 +130,6 @@ def fit_params_per_fact(facts, params):
 
 
 def plot(rows, out_root):
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
     archs = sorted({r['arch'] for r in rows})
     # (1) recall against parameters, one curve per number of facts; tool and no tool side by side
     fig, axes = plt.subplots(len(archs), 2, figsize=(11, 4 * len(archs)), squeeze=False)
@@ -193,12 +197,10 @@ def plot(rows, out_root):
 
 def launch(todo, opts, out_root):
     """Run the missing runs with the chosen launcher; -> number run."""
-    from tqdm import tqdm
     if opts['launcher'] == 'inprocess':
         for name, argv in tqdm(todo, desc='sweep', unit='run'):
             run_one(argv)
         return len(todo)
-    import submitit
     if opts['launcher'] == 'local':
         ex = submitit.LocalExecutor(folder=os.path.join(out_root, 'submitit'))
     elif opts['launcher'] == 'slurm':

@@ -35,6 +35,56 @@ def file_hash(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
+# ----------------------------------------------------------------------------- the layers of the house
+import ast
+import glob
+
+# Top-level files, lowest layer first: a file may import only files of a lower layer (nothing of its own
+# layer or above), anywhere in it, inside functions included.
+LAYERS = [['db'], ['data'], ['ssm_triton'], ['model'], ['calm'], ['sample'], ['train'],
+          ['sweep', 'calm_experiment', 'bench']]
+
+
+def project_imports(path, modules):
+    """The project modules a file imports, wherever the import statement is."""
+    found = set()
+    for node in ast.walk(ast.parse(open(path).read())):
+        if isinstance(node, ast.Import):
+            found |= {a.name.split('.')[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split('.')[0])
+    return found & modules
+
+
+def test_imports_only_point_down_and_form_no_circle():
+    here = os.path.dirname(os.path.abspath(__file__))
+    files = {os.path.basename(p)[:-3]: p for p in glob.glob(os.path.join(here, '*.py')) if not p.endswith('test_all.py')}
+    layer = {m: i for i, ms in enumerate(LAYERS) for m in ms}
+    assert set(files) == set(layer), f"files not in LAYERS (or gone): {set(files) ^ set(layer)}"
+    graph = {m: project_imports(p, set(files)) for m, p in files.items()}
+    for m, deps in graph.items():
+        for dep in deps:
+            assert layer[dep] < layer[m], f"{m}.py imports {dep}.py, which is not below it"
+    # and no circle, by depth-first search (redundant with the layers, but says where the circle is)
+    state = {}
+
+    def visit(m, path):
+        assert state.get(m) != 'open', f"import circle: {' -> '.join(path + [m])}"
+        if state.get(m) is None:
+            state[m] = 'open'
+            for dep in graph[m]:
+                visit(dep, path + [m])
+            state[m] = 'done'
+    for m in graph:
+        visit(m, [])
+
+
+def test_the_layer_test_sees_imports_inside_functions(tmp_path):
+    f = tmp_path / 'x.py'
+    f.write_text("import os\ndef f():\n    import train\n    from sample import answer\n")
+    assert project_imports(str(f), {'train', 'sample', 'data'}) == {'train', 'sample'}
+
+
 # ----------------------------------------------------------------------------- data
 def test_generation_is_deterministic_in_the_seed(data_dir, tmp_path):
     again, other = str(tmp_path / 'again'), str(tmp_path / 'other')
@@ -389,6 +439,29 @@ def test_config_file_with_unknown_key(tmp_path):
         train.get_config([str(bad)])
 
 
+def test_resume_check_is_derived_from_the_keys():
+    cfg = train.get_config([os.path.join(HERE, 'configs/no_tool.py')])
+    # a checkpoint written before calm's keys left train.py's defaults holds them, at their defaults
+    old = {**cfg, **calm.CONFIG}
+    assert train.resume_mismatch(old, cfg) is None
+    assert train.resume_mismatch({**old, 'max_iters': 1, 'threads': 3, 'eval_interval': 7}, cfg) is None
+    assert train.resume_mismatch({**old, 'learning_rate': 1.0}, cfg) == 'learning_rate'
+    assert train.resume_mismatch({**old, 'calm_gate': True}, cfg) == 'calm_gate'
+    new_key = dict(cfg)
+    del new_key['weight_decay']             # a checkpoint older than a key: it had the key's default
+    assert train.resume_mismatch(new_key, {**cfg, 'weight_decay': train.DEFAULTS['weight_decay']}) is None
+    assert train.resume_mismatch(new_key, {**cfg, 'weight_decay': 0.5}) == 'weight_decay'
+
+
+def test_composition_keys_belong_to_calm_runs():
+    assert not [k for k in train.DEFAULTS if k.startswith('calm_') or k in calm.CONFIG]
+    cfg = train.get_config([os.path.join(HERE, 'configs/calm.py')])
+    assert {k: cfg[k] for k in calm.CONFIG}.keys() == calm.CONFIG.keys() and cfg['calm_gate'] is True
+    assert 'calm_gate' not in train.get_config([os.path.join(HERE, 'configs/tool.py')])
+    with pytest.raises(SystemExit, match="'calm_gate' is for arch='calm'"):
+        train.get_config([os.path.join(HERE, 'configs/tool.py'), '--calm_gate=True'])
+
+
 # ----------------------------------------------------------------------------- training runs
 TINY = ['--n_people=30', '--n_unseen=5', '--n_layer=1', '--n_embd=32', '--n_head=2', '--block_size=256',
         '--batch_size=4', '--eval_interval=1000', '--eval_max=10', '--log_interval=1', '--warmup_iters=2']
@@ -414,7 +487,7 @@ def tiny_data(tmp_path_factory):
 
 
 def final_weights(out):
-    path, ckpt = train.load_checkpoint(out)
+    path, ckpt = sample.load_checkpoint(out)
     return ckpt['step'], ckpt['model']
 
 
@@ -428,7 +501,7 @@ def test_train_writes_results_metrics_and_plot(tmp_path, tiny_data):
     assert os.path.exists(os.path.join(out, 'curves.png')) and os.path.exists(os.path.join(out, 'config.json'))
     steps = [json.loads(l)['step'] for l in open(os.path.join(out, 'metrics.jsonl')) if 'loss' in l]
     assert steps == list(range(1, 7))
-    assert len(train.list_checkpoints(out)) == 2  # the last two kept
+    assert len(sample.list_checkpoints(out)) == 2  # the last two kept
 
 
 def test_resume_after_sigkill_is_bit_identical(tmp_path, tiny_data):
@@ -438,7 +511,7 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path, tiny_data):
                   env={'TRAIN_SIGKILL_AT_STEP': '7'})   # killed between the checkpoints of steps 4 and 8
     p.communicate(timeout=300)
     assert p.returncode == -signal.SIGKILL
-    step_at_kill = train.load_checkpoint(crash)[1]['step']
+    step_at_kill = sample.load_checkpoint(crash)[1]['step']
     assert step_at_kill == 4
     log = run_train(crash, '--max_iters=16', '--ckpt_interval=4', data_dir=tiny_data)
     assert 'resumed from' in log
@@ -461,17 +534,17 @@ def test_sigterm_checkpoints_and_exits_cleanly(tmp_path, tiny_data):
     text, _ = p.communicate(timeout=60)
     assert p.returncode == 0, text[-1000:]
     assert 'SIGTERM' in text
-    step = train.load_checkpoint(out)[1]['step']
+    step = sample.load_checkpoint(out)[1]['step']
     assert 1 <= step < 100000
 
 
 def test_corrupt_checkpoint_falls_back_and_config_mismatch_is_named(tmp_path, tiny_data, capsys):
     out = str(tmp_path / 'c')
     run_train(out, '--max_iters=4', '--ckpt_interval=2', data_dir=tiny_data)
-    newest, older = train.list_checkpoints(out)
+    newest, older = sample.list_checkpoints(out)
     with open(newest, 'r+b') as f:  # truncate the newest checkpoint
         f.truncate(100)
-    path, ckpt = train.load_checkpoint(out)
+    path, ckpt = sample.load_checkpoint(out)
     assert path == older and ckpt['step'] == 2
     assert 'unreadable' in capsys.readouterr().err
     cmd = [sys.executable, os.path.join(HERE, 'train.py'), os.path.join(HERE, 'configs/tool.py'), *TINY,
@@ -753,6 +826,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import calm
+import calm_experiment
 from calm import CALM
 from model import apply_rope, rope
 
@@ -949,19 +1023,19 @@ def test_cached_generation_equals_cache_free_greedy(arch, prompt_mode):
 
 
 def test_experiment_stages_share_data_and_shapes_and_calm_hidden_is_the_papers():
-    """`python calm.py experiment`'s stage configs: the stages on P read the same data, the fine-tuned
+    """`python calm_experiment.py`'s stage configs: the stages on P read the same data, the fine-tuned
     anchor has the anchor's shape (it loads its weights), and calm_hidden turns every option off."""
-    cfgs = calm.stage_configs(dict(calm.EXPERIMENT, out='out/x'))
+    cfgs = calm_experiment.stage_configs(dict(calm_experiment.EXPERIMENT, out='out/x'))
     on_P = ('augment', 'calm', 'calm_hidden', 'finetuned_anchor')
     for key in ('data_dir', 'n_people', 'held_out', 'n_unseen', 'bios_per_person', 'data_seed', 'seed'):
         assert len({cfgs[n][key] for n in on_P}) == 1, key
     assert cfgs['anchor']['data_dir'] != cfgs['calm']['data_dir'] and cfgs['anchor']['data_seed'] != cfgs['calm']['data_seed']
     for key in ('arch', 'n_layer', 'n_embd', 'n_head', 'mlp_hidden'):
         assert cfgs['anchor'][key] == cfgs['finetuned_anchor'][key], key
-    options = [k for k in calm.EXPERIMENT if k.startswith('calm_') and k != 'calm_iters']
+    options = [k for k in calm_experiment.EXPERIMENT if k.startswith('calm_') and k != 'calm_iters']
     assert options and not any(cfgs['calm_hidden'][k] for k in options)
-    assert all(cfgs['calm'][k] == calm.EXPERIMENT[k] for k in options)
-    assert cfgs['calm']['max_iters'] == cfgs['finetuned_anchor']['max_iters'] == calm.EXPERIMENT['calm_iters']
+    assert all(cfgs['calm'][k] == calm_experiment.EXPERIMENT[k] for k in options)
+    assert cfgs['calm']['max_iters'] == cfgs['finetuned_anchor']['max_iters'] == calm_experiment.EXPERIMENT['calm_iters']
 
 
 def test_logit_ensemble_decodes_the_product_of_experts():
@@ -969,7 +1043,7 @@ def test_logit_ensemble_decodes_the_product_of_experts():
     caches, equals the same argmax computed on the full sequences."""
     anchor, augment = tiny(), tiny(seed=1, n_embd=48)
     prompts = [list(range(5, 12)), list(range(40, 44))]
-    ens = calm.LogitEnsemble(anchor, augment, 0.5)
+    ens = calm_experiment.LogitEnsemble(anchor, augment, 0.5)
     got = M.generate(ens, prompts, 8, set())
     idx = torch.tensor([prompts[0]])
     with torch.no_grad():   # the cache-free reference reads ens(idx): check it is the product of experts
@@ -1209,12 +1283,12 @@ def test_train_composes_frozen_checkpoints_and_saves_only_the_composition(tmp_pa
     run = lambda config, *extra: train.train(train.get_config([os.path.join(HERE, config), *tiny_cfg, *extra]))
     run('configs/calm_augment.py', f'--out_dir={d}/aug', f'--data_dir={d}/P')
     run('configs/calm_anchor.py', f'--out_dir={d}/anc', f'--data_dir={d}/Q')
-    frozen = {p: file_hash(p) for p in train.list_checkpoints(f'{d}/aug') + train.list_checkpoints(f'{d}/anc')}
+    frozen = {p: file_hash(p) for p in sample.list_checkpoints(f'{d}/aug') + sample.list_checkpoints(f'{d}/anc')}
     anchor = sample.load(f'{d}/anc')[0]
     res = run('configs/calm.py', f'--out_dir={d}/calm', f'--data_dir={d}/P', f'--anchor_dir={d}/anc',
               f'--augment_dirs={d}/aug', '--learning_rate=0.03', '--connect_every=1')
     assert {p: file_hash(p) for p in frozen} == frozen    # the frozen runs' checkpoints are untouched
-    path, ckpt = train.load_checkpoint(f'{d}/calm')
+    path, ckpt = sample.load_checkpoint(f'{d}/calm')
     assert ckpt['step'] == 3 and set(ckpt['model']) == {f'0.{n}' for n in ('norm_x.weight', 'norm_m.weight', 'proj.weight',
                                                                           'wq.weight', 'wkv.weight', 'wo.weight', 'slope', 'null_k', 'pos_k',
                                                                           'gate.weight', 'gate.bias')}
@@ -1234,7 +1308,7 @@ def test_train_composes_frozen_checkpoints_and_saves_only_the_composition(tmp_pa
             f'--augment_dirs={d}/aug', '--learning_rate=0.03', '--connect_every=1', '--max_iters=4')
     # the fine-tuned baseline starts from the anchor's weights
     ft = train.get_config([os.path.join(HERE, 'configs/calm_finetune.py'), *tiny_cfg, f'--init_from={d}/anc'])
-    m, _ = train.build_for_training(ft, '')
+    m, _ = sample.build(ft)
     for k, v in anchor.state_dict().items():
         assert torch.equal(v, m.state_dict()[k]), k
 
@@ -1287,11 +1361,11 @@ def test_sample_cli_answers_with_a_trained_checkpoint_and_rejects_bad_ones(tmp_p
     assert 'answering through SQL' in printed and 'answer:' in printed
     with pytest.raises(SystemExit, match='not found'):
         sample.main([f'--out_dir={tmp_path / "nowhere"}'])
-    path = train.list_checkpoints(out)[0]
+    path = sample.list_checkpoints(out)[0]
     ckpt = torch.load(path, weights_only=True)
     ckpt['tokenizer'] = 'another vocabulary'
     torch.save(ckpt, path)
-    for other in train.list_checkpoints(out)[1:]:
+    for other in sample.list_checkpoints(out)[1:]:
         os.remove(other)
     with pytest.raises(SystemExit, match='another vocabulary'):
         sample.main([f'--out_dir={out}'])

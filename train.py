@@ -19,11 +19,18 @@ import signal
 import sys
 import time
 
+import matplotlib
+matplotlib.use('Agg')  # files only, no screen
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
+import calm
 import data
+import sample
+import ssm_triton
 
 # ----------------------------------------------------------------------------- default config
 DEFAULTS = dict(
@@ -73,26 +80,14 @@ DEFAULTS = dict(
     ckpt_interval=250,          # steps between checkpoints
     log_interval=10,
     threads=0,                  # torch CPU threads; 0 -> torch's default
-    # composition (arch='calm', see calm.py) and initialization
-    anchor_dir='',              # calm: out_dir (or checkpoint) of the frozen anchor
-    augment_dirs='',            # calm: comma list of out_dirs (or checkpoints) of the frozen augments
-    connect_every=4,            # calm: every n-th anchor layer reads an augment layer (the last always does)
-    calm_prompt_mode=False,     # calm: the augment reads only the prompt (up to <|assistant|>), non-causally
-    calm_position_bias=False,   # calm: a learned distance penalty in the cross-attention (not in the paper)
-    calm_read_output=False,     # calm: read each augment's next-token distribution, not a block's output (not in the paper)
-    calm_null_slot=False,       # calm: the cross-attention may read a zero-valued slot, i.e. nothing (not in the paper)
-    calm_position_keys=False,   # calm: its keys carry only position; the augment supplies only values (not in the paper)
-    calm_gate=False,            # calm: each read is scaled by a per-token sigmoid gate of the anchor's state (not in the paper)
-    calm_gate_reads=False,      # calm: ... a gate of the anchor's state and of what was read (not in the paper)
-    calm_answer_mode=False,     # calm: the augments read only the answer (after <|assistant|>), as a text of its own (not in the paper)
+    # initialization (arch='calm' runs also take calm.py's CONFIG keys: the anchor, augments, options)
     init_from='',               # out_dir (or checkpoint) whose weights initialize the model, e.g. to fine-tune
 )
-# Resuming with a different value of one of these would silently mix two experiments.
-MUST_MATCH = ['seed', 'n_people', 'held_out', 'n_unseen', 'data_seed', 'bios_per_person', 'tool', 'mix_qa',
-              'mix_qa_tool', 'mix_bios', 'bios_splits', 'doc_mask', 'arch', 'n_layer', 'n_embd', 'n_head', 'mlp_hidden',
-              'd_state', 'expand', 'block_size', 'batch_size', 'grad_accum', 'anchor_dir', 'augment_dirs',
-              'connect_every', 'calm_prompt_mode', 'calm_position_bias', 'calm_read_output', 'calm_null_slot',
-              'calm_position_keys', 'calm_gate', 'calm_gate_reads', 'calm_answer_mode', 'init_from']
+# Keys that may differ when a run resumes (where it writes and logs, how fast it runs, how long it goes on);
+# every other key must match the checkpoint's, or the resumed run would silently mix two experiments.
+RESUMABLE = {'out_dir', 'max_iters', 'eval_interval', 'eval_max', 'eval_batch', 'ckpt_interval', 'log_interval',
+             'threads', 'device', 'dtype', 'compile'}
+KEYS = {**DEFAULTS, **calm.CONFIG}   # every key a config may set (calm's only with arch='calm')
 
 
 def get_config(argv):
@@ -100,9 +95,9 @@ def get_config(argv):
     cfg = dict(DEFAULTS)
 
     def put(key, value, where):
-        if key not in DEFAULTS:
+        if key not in KEYS:
             sys.exit(f"error: unknown config key {key!r} in {where}")
-        want = type(DEFAULTS[key])
+        want = type(KEYS[key])
         if want is float and type(value) is int:
             value = float(value)
         if type(value) is not want:
@@ -118,7 +113,7 @@ def get_config(argv):
                 value = ast.literal_eval(text)
             except (ValueError, SyntaxError):
                 value = text  # a bare string, e.g. --arch=mamba
-            if type(DEFAULTS.get(key)) is str:
+            if type(KEYS.get(key)) is str:
                 value = text
             put(key, value, 'the command line')
         else:
@@ -129,19 +124,22 @@ def get_config(argv):
             for key, value in scope.items():
                 if not key.startswith('_') and not callable(value) and not isinstance(value, type(sys)):
                     put(key, value, arg)
+    composition = [k for k in calm.CONFIG if k in cfg]
+    if cfg['arch'] == 'calm':
+        cfg = {**calm.CONFIG, **cfg}
+    elif composition:
+        sys.exit(f"error: config key {composition[0]!r} is for arch='calm' runs only (arch is {cfg['arch']!r})")
     return cfg
 
 
-def data_dir_of(cfg):
-    if cfg['data_dir']:
-        return cfg['data_dir']
-    return os.path.join('data', f"p{cfg['n_people']}_h{cfg['held_out']}_u{cfg['n_unseen']}_"
-                                f"b{cfg['bios_per_person']}_s{cfg['data_seed']}")
-
-
-def data_options(cfg):
-    return dict(num=cfg['n_people'], held_out=cfg['held_out'], unseen=cfg['n_unseen'],
-                bios_per_person=cfg['bios_per_person'], seed=cfg['data_seed'])
+def resume_mismatch(old, cfg):
+    """The first key (not in RESUMABLE) whose value differs between a checkpoint's config and cfg, or None.
+    A key that one of them lacks (a run older than the key, or calm's keys of a non-calm run) counts as
+    its default."""
+    for k in sorted((set(old) | set(cfg)) - RESUMABLE):
+        if old.get(k, KEYS.get(k)) != cfg.get(k, KEYS.get(k)):
+            return k
+    return None
 
 
 # ----------------------------------------------------------------------------- data pipeline
@@ -265,13 +263,6 @@ def make_packer(cfg, data_dir, seed_offset=0):
 
 
 # ----------------------------------------------------------------------------- checkpoints
-def list_checkpoints(out_dir):
-    if not os.path.isdir(out_dir):
-        return []
-    return sorted((os.path.join(out_dir, f) for f in os.listdir(out_dir) if f.startswith('ckpt_') and f.endswith('.pt')),
-                  reverse=True)
-
-
 def save_checkpoint(out_dir, state, keep=2):
     """Atomic: write a temporary file, fsync, rename; then keep only the newest `keep`."""
     path = os.path.join(out_dir, f"ckpt_{state['step']:08d}.pt")
@@ -286,60 +277,12 @@ def save_checkpoint(out_dir, state, keep=2):
         os.fsync(fd)  # make the rename itself durable
     finally:
         os.close(fd)
-    for old in list_checkpoints(out_dir)[keep:]:
+    for old in sample.list_checkpoints(out_dir)[keep:]:
         os.remove(old)
     return path
 
 
-def load_checkpoint(out_dir):
-    """The newest readable checkpoint in out_dir (or a file path) -> (path, state) or (None, None).
-    weights_only=True: a checkpoint from elsewhere cannot run code. A corrupt file is reported and
-    the previous checkpoint is used."""
-    paths = [out_dir] if os.path.isfile(out_dir) else list_checkpoints(out_dir)
-    for path in paths:
-        try:
-            return path, torch.load(path, map_location='cpu', weights_only=True)
-        except Exception as e:
-            print(f"warning: checkpoint {path} is unreadable ({type(e).__name__}: {str(e)[:120]}); "
-                  f"trying the previous one", file=sys.stderr)
-    return None, None
-
-
-# ----------------------------------------------------------------------------- evaluation
-def eval_questions(data_dir, tool, max_per_split=0):
-    """{split: [(question, gold answer)]}: the QA of each split, in a fixed shuffled order."""
-    docs = data.read_jsonl(os.path.join(data_dir, data.FILES['qa_tool' if tool else 'qa']))
-    out = {}
-    for s in data.SPLITS:
-        qs = [(d['messages'][0]['content'], d['answer']) for d in docs if d['split'] == s]
-        order = np.random.default_rng(0).permutation(len(qs))
-        out[s] = [qs[i] for i in order[:max_per_split or None]]
-    return out
-
-
-def evaluate(model, cfg, data_dir, max_per_split=0, rank=0, world=1, splits=data.SPLITS):
-    """Recall per split (of `splits`): the fraction of questions whose generated answer contains the gold
-    value. Under DDP each rank answers every world-th question and the counts are summed."""
-    import sample
-    from db import DB_FILE
-    result = {}
-    for split, qs in eval_questions(data_dir, cfg['tool'], max_per_split).items():
-        if split not in splits:
-            continue
-        mine = qs[rank::world]
-        answers = sample.answer(model, [q for q, _ in mine], tool=cfg['tool'],
-                                db_path=os.path.join(data_dir, DB_FILE), batch_size=cfg['eval_batch'])
-        hits = torch.tensor([sum(gold in a['answer'] for (_, gold), a in zip(mine, answers)), len(mine)])
-        if world > 1:
-            torch.distributed.all_reduce(hits)
-        result[split] = (hits[0] / hits[1]).item() if hits[1] else None
-    return result
-
-
 def plot_curves(out_dir):
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
     rows = [json.loads(line) for line in open(os.path.join(out_dir, 'metrics.jsonl'))]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
     steps = [r['step'] for r in rows if 'loss' in r]
@@ -374,36 +317,6 @@ def make_optimizer(model, cfg, device):
                              fused=device.type == 'cuda')
 
 
-def build_for_training(cfg, data_dir):
-    """The model this config trains, and the part of it whose state_dict a checkpoint stores.
-    arch='calm': the anchor and augments are built from their own checkpoints and frozen; the composition
-    (calm.CALM, whose state_dict holds only the cross-attention) is what trains and is checkpointed."""
-    from model import build_model, ModelConfig
-
-    def trained(path):  # the model of an earlier run, with its weights
-        where, ckpt = load_checkpoint(path)
-        if ckpt is None or ckpt.get('tokenizer') != data.TOKENIZER:
-            sys.exit(f"error: no readable checkpoint with this tokenizer in {path!r}")
-        model, part = build_for_training(ckpt['config'], data_dir_of(ckpt['config']))
-        part.load_state_dict(ckpt['model'])
-        return model
-    if cfg['arch'] == 'calm':
-        from calm import CALM
-        model = CALM(trained(cfg['anchor_dir']), [trained(d) for d in cfg['augment_dirs'].split(',')],
-                     connect_every=cfg['connect_every'], n_head=cfg['n_head'],
-                     prompt_end=data.ASSISTANT if cfg['calm_prompt_mode'] else None,
-                     position_bias=cfg.get('calm_position_bias', False),
-                     read_output=cfg.get('calm_read_output', False), null_slot=cfg.get('calm_null_slot', False),
-                     position_keys=cfg.get('calm_position_keys', False), gate=cfg.get('calm_gate', False),
-                     gate_reads=cfg.get('calm_gate_reads', False),
-                     answer_from=data.ASSISTANT if cfg.get('calm_answer_mode') else None)
-        return model, model
-    model = build_model(ModelConfig.from_dict({**cfg, 'vocab_size': data.VOCAB_SIZE}))
-    if cfg.get('init_from'):  # .get: checkpoints older than the key
-        model.load_state_dict(trained(cfg['init_from']).state_dict())
-    return model, model
-
-
 def setup_distributed(cfg):
     if 'RANK' not in os.environ:
         dev = cfg['device'] if cfg['device'] != 'auto' else ('cuda' if torch.cuda.is_available() else 'cpu')
@@ -419,35 +332,33 @@ def setup_distributed(cfg):
 
 def train(cfg):
     """Train (or resume) the run described by cfg; -> the results dict written to results.json."""
-    from tqdm import tqdm
-    from model import generate  # noqa: F401  (imported here so a broken model.py fails early)
     rank, world, _, device = setup_distributed(cfg)
     master = rank == 0
     if cfg['threads']:
         torch.set_num_threads(cfg['threads'])
-    out_dir, data_dir = cfg['out_dir'], data_dir_of(cfg)
+    out_dir, data_dir = cfg['out_dir'], data.dir_of(cfg)
     if master:
         os.makedirs(out_dir, exist_ok=True)
-        data.prepare(data_dir, **data_options(cfg))
+        data.prepare(data_dir, **data.options_of(cfg))
         for source in ('qa', 'qa_tool', 'bios'):
             tokenized(data_dir, source)
     if world > 1:
         torch.distributed.barrier()
     torch.manual_seed(cfg['seed'])
-    model, trainable = build_for_training(cfg, data_dir)
+    model, trainable = sample.build(cfg)
     model.to(device)
     optimizer = make_optimizer(model, cfg, device)
     packer = make_packer(cfg, data_dir)
     step, tokens_seen, wall = 0, 0, 0.0
 
-    path, ckpt = load_checkpoint(out_dir)
+    path, ckpt = sample.load_checkpoint(out_dir)
     if ckpt is not None:
         if ckpt.get('tokenizer') != data.TOKENIZER:
             sys.exit(f"error: {path} was trained with another tokenizer/vocabulary")
-        for k in MUST_MATCH:
-            if ckpt['config'].get(k, DEFAULTS[k]) != cfg[k]:  # a key newer than the checkpoint had its default
-                sys.exit(f"error: cannot resume {path}: config key {k!r} is {cfg[k]!r} here but "
-                         f"{ckpt['config'].get(k, DEFAULTS[k])!r} in the checkpoint (use another out_dir)")
+        k = resume_mismatch(ckpt['config'], cfg)
+        if k is not None:
+            sys.exit(f"error: cannot resume {path}: config key {k!r} is {cfg.get(k, KEYS.get(k))!r} here but "
+                     f"{ckpt['config'].get(k, KEYS.get(k))!r} in the checkpoint (use another out_dir)")
         trainable.load_state_dict(ckpt['model'])
         optimizer.load_state_dict(ckpt['optimizer'])
         packer.load_state_dict(ckpt['packer'])
@@ -537,13 +448,12 @@ def train(cfg):
             bar.set_postfix(loss=f"{loss_sum.item():.4f}", tok_s=f"{tps:,.0f}", epoch=packer.epoch)
         bar.update(1)
         if master and step == 1 and cfg['arch'] in ('mamba', 'calm'):
-            import ssm_triton
             if ssm_triton.LAST_BACKEND:
                 bar.write(f"selective scan backend: {ssm_triton.LAST_BACKEND}")
         last = step == cfg['max_iters']
         if step % cfg['eval_interval'] == 0 and not last:
             raw.eval()
-            recall = evaluate(raw, cfg, data_dir, cfg['eval_max'], rank, world)
+            recall = sample.evaluate(raw, cfg, data_dir, cfg['eval_max'], rank, world)
             raw.train()
             log({'step': step, 'recall': recall})
             if master:
@@ -566,7 +476,7 @@ def train(cfg):
 
     # final evaluation on every question of every split
     raw.eval()
-    recall = evaluate(raw, cfg, data_dir, 0, rank, world)
+    recall = sample.evaluate(raw, cfg, data_dir, 0, rank, world)
     meta = data.load_meta(data_dir)
     n_trained_people = meta['splits']['train']
     n_facts = n_trained_people * len(meta['attributes'])

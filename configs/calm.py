@@ -1,6 +1,6 @@
 # CALM experiment, stage 3: compose the frozen anchor (QA about Q) with the frozen augment (biographies of P),
 # training only the cross-attention on the QA of 20% of P; evaluation's held_out split is the other 80%.
-#     python train.py configs/calm.py      (after the anchor and augment stages, e.g. by `python calm.py experiment`)
+#     python train.py configs/calm.py      (after the anchor and augment stages, e.g. by `python calm_experiment.py`)
 arch = 'calm'
 anchor_dir = 'out/calm_experiment/anchor'
 augment_dirs = 'out/calm_experiment/augment'

@@ -1,6 +1,6 @@
 # CALM experiment, stage 1: the augment memorizes the biographies of people P (several paraphrases each)
 # and never sees a question. Its final evaluation is "the augment alone, asked P's questions".
-# `python calm.py experiment` runs all stages; the data options here are shared by configs/calm.py.
+# `python calm_experiment.py` runs all stages; the data options here are shared by configs/calm.py.
 out_dir = 'out/calm_experiment/augment'
 data_dir = 'out/calm_experiment/data_P'
 n_people = 200          # P: 800 facts
