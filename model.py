@@ -277,9 +277,16 @@ class MambaBlock(nn.Module):
         self.norm = RMSNorm(c.n_embd)
         self.mixer = MambaMixer(c.n_embd, d_state=c.d_state, d_conv=c.d_conv, expand=c.expand)
 
-    def forward(self, x, state=None, active=None):
-        """x (b, t, d) -> (b, t, d). With state = [conv_state, ssm_state], x is one token (b, 1, d) and
-        the state is advanced in place, only for the rows where active (b,) is True."""
+    def forward(self, x, state=None, active=None, docs=None):
+        """x (b, t, d) -> (b, t, d). docs: documents(seg) of packed rows, each mixed as a row of its own.
+        With state = [conv_state, ssm_state], x is one token (b, 1, d) and the state is advanced in place,
+        only for the rows where active (b,) is True."""
+        if state is None and docs is not None:
+            doc, off, n, L = docs
+            b, t, d = x.shape
+            rows = x.new_zeros(n, L, d)                                         # (n documents, L, d)
+            rows[doc, off] = self.norm(x).reshape(b * t, d)
+            return x + self.mixer(rows)[doc, off].reshape(b, t, d)
         if state is None:
             return x + self.mixer(self.norm(x))
         y, conv, ssm = self.mixer.step(self.norm(x[:, 0]), *state)              # y (b, d)
@@ -288,18 +295,39 @@ class MambaBlock(nn.Module):
         return x + y[:, None]
 
 
+def documents(seg):
+    """Where each token of packed rows goes when every document gets a row of its own: seg (b, t) document
+    ids (a new document wherever the id changes along a row) -> (doc, off, n, L): each token's document
+    (b*t,) and offset in it (b*t,), the number of documents and the longest one; None if every row is one
+    document already."""
+    b, t = seg.shape
+    start = torch.ones_like(seg, dtype=torch.bool)
+    start[:, 1:] = seg[:, 1:] != seg[:, :-1]
+    start = start.reshape(-1)                                                   # (b*t,)
+    n = int(start.sum())
+    if n == b:
+        return None
+    doc = start.cumsum(0) - 1                                                   # (b*t,)
+    flat = torch.arange(b * t, device=seg.device)
+    off = flat - flat[start][doc]                                               # (b*t,)
+    return doc, off, n, int(off.max()) + 1
+
+
 class Mamba(LM):
     def __init__(self, c):
         super().__init__(c, [MambaBlock(c) for _ in range(c.n_layer)])
 
     def forward(self, idx, pos=None, seg=None):
-        """idx (b, t) -> logits (b, t, v). pos and seg are accepted for a uniform interface but not
-        used: in packed rows the recurrent state flows from one document into the next, separated by
-        <|eot|> (as in Mamba's own pretraining); attention-style document masking has no equivalent
-        in the selective-scan kernels."""
+        """idx (b, t) -> logits (b, t, v). Packed rows pass seg (b, t), a document id per token: every
+        document then starts from a zero state (SSM state and conv window), as each question does at
+        evaluation. Each mixer regroups its input so that each document is a row of its own, left-aligned
+        and right-padded (the scan and the conv are causal, so the padding after a document changes
+        nothing in it), which holds for every scan backend, mamba_ssm's included; blocks still take and
+        return packed rows (what calm.py's hooks read). pos is unused."""
+        docs = documents(seg) if seg is not None else None
         x = self.embed(idx)
         for block in self.blocks:
-            x = block(x)
+            x = block(x, docs=docs)
         return self.head(self.norm(x)).float()
 
     def new_cache(self, b, s):
