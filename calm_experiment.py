@@ -102,7 +102,8 @@ def completion_recall(model, data_dir, split='held_out', in_dialog=False):
     for i in range(0, len(items), 256):
         batch = items[i:i + 256]
         new = generate(model, [ids for ids, _ in batch], 48, {data.EOT, ord('.')})
-        hits += sum(gold in data.decode(g) for (_, gold), g in zip(batch, new))
+        hits += sum(sample.is_right(data.decode([t for t in g if t != data.EOT]).rstrip('.'), gold)
+                    for (_, gold), g in zip(batch, new))
     return hits / max(1, len(items))
 
 

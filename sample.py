@@ -124,9 +124,17 @@ def eval_questions(data_dir, tool, max_per_split=0):
     return out
 
 
+def is_right(answer, gold):
+    """An answer is right when it ends with the exact gold value, as a whole word (as the reference study
+    counts; before 2026-12-02 this project counted any answer containing the value, which also credits an
+    answer listing several values, or a longer value that contains the gold one)."""
+    a = answer.rstrip()
+    return a.endswith(gold) and (len(a) == len(gold) or not a[-len(gold) - 1].isalnum())
+
+
 def evaluate(model, cfg, data_dir, max_per_split=0, rank=0, world=1, splits=data.SPLITS):
-    """Recall per split (of `splits`): the fraction of questions whose generated answer contains the gold
-    value. Under DDP each rank answers every world-th question and the counts are summed."""
+    """Recall per split (of `splits`): the fraction of questions answered right (is_right). Under DDP each
+    rank answers every world-th question and the counts are summed."""
     result = {}
     for split, qs in eval_questions(data_dir, cfg['tool'], max_per_split).items():
         if split not in splits:
@@ -134,11 +142,26 @@ def evaluate(model, cfg, data_dir, max_per_split=0, rank=0, world=1, splits=data
         mine = qs[rank::world]
         answers = answer(model, [q for q, _ in mine], tool=cfg['tool'],
                          db_path=os.path.join(data_dir, DB_FILE), batch_size=cfg['eval_batch'])
-        hits = torch.tensor([sum(gold in a['answer'] for (_, gold), a in zip(mine, answers)), len(mine)])
+        hits = torch.tensor([sum(is_right(a['answer'], gold) for (_, gold), a in zip(mine, answers)), len(mine)])
         if world > 1:
             torch.distributed.all_reduce(hits)
         result[split] = (hits[0] / hits[1]).item() if hits[1] else None
     return result
+
+
+def device_problem(name, here=True):
+    """Why `name` is no device to run on, or None: 'auto', 'cpu', 'cuda' or 'cuda:N' (train.py's and this
+    CLI's --device); with here, a cuda device must also exist on this machine."""
+    kind, colon, index = name.partition(':')
+    if name in ('auto', 'cpu'):
+        return None
+    if kind != 'cuda' or (colon and not index.isdigit()):
+        return "must be 'auto', 'cpu', 'cuda' or 'cuda:N'"
+    if here and not torch.cuda.is_available():
+        return "needs a GPU, and none is available here (use 'cpu' or 'auto')"
+    if here and colon and int(index) >= torch.cuda.device_count():
+        return f"names GPU {index}, but this machine has {torch.cuda.device_count()}"
+    return None
 
 
 def main(argv):
@@ -150,8 +173,23 @@ def main(argv):
     ap.add_argument('--eval', action='store_true', help='recall on every split, as a table')
     ap.add_argument('--max_per_split', type=int, default=0, help='--eval: questions per split (0 = all)')
     ap.add_argument('--seed', type=int, default=0, help='unused by greedy decoding; kept for a uniform CLI')
-    ap.add_argument('--device', default='cpu')
+    ap.add_argument('--device', default='cpu', help="'cpu', 'cuda', 'cuda:N' or 'auto' (cuda if available)")
     args = ap.parse_args(argv)
+    problem = device_problem(args.device)
+    if problem:
+        sys.exit(f"error: --device {args.device!r} {problem}")
+    if args.max_per_split < 0:
+        sys.exit(f"error: --max_per_split must be >= 0 (0 = all), got {args.max_per_split}")
+    if args.question is not None and not args.question.strip():
+        sys.exit("error: --question is empty (leave it out to ask interactively)")
+    if args.tool and args.no_tool:
+        sys.exit("error: --tool and --no_tool exclude each other")
+    if not os.path.exists(args.out_dir):
+        sys.exit(f"error: --out_dir {args.out_dir!r} not found (train first: python train.py ...)")
+    if not list_checkpoints(args.out_dir) and not os.path.isfile(args.out_dir):
+        sys.exit(f"error: --out_dir {args.out_dir!r} holds no checkpoint (ckpt_*.pt)")
+    if args.device == 'auto':
+        args.device = 'cuda' if torch.cuda.is_available() else 'cpu'
     torch.manual_seed(args.seed)
     model, cfg = load(args.out_dir, args.device)
     tool = args.tool or (cfg['tool'] and not args.no_tool)
@@ -165,7 +203,7 @@ def main(argv):
         print(f"{'split':10s} {'questions':>10s} {'recall':>8s}")
         for split, items in qs.items():
             got = answer(model, [q for q, _ in items], tool, db_path)
-            hits = sum(gold in a['answer'] for (_, gold), a in zip(items, got))
+            hits = sum(is_right(a['answer'], gold) for (_, gold), a in zip(items, got))
             print(f"{split:10s} {len(items):>10d} {hits / max(1, len(items)):>8.3f}")
         return
     questions = [args.question] if args.question else None

@@ -366,21 +366,29 @@ def test_transformer_cached_generation_equals_recomputation():
     assert len({tuple(g) for g in got}) > 1
 
 
-def test_packed_documents_do_not_attend_to_each_other():
-    """The logits of a document inside a packed row equal those of the document alone."""
-    m = tiny_model()
-    a, b = [5, 6, 7, 8, 9], [10, 11, 12]
-    row = torch.tensor([a + b + [data.PAD] * 2])
-    pos = torch.tensor([list(range(5)) + list(range(3)) + [0, 0]])
-    seg = torch.tensor([[0] * 5 + [1] * 3 + [-1] * 2])
+@pytest.mark.parametrize('arch', ['transformer', 'mamba'])
+def test_packed_documents_do_not_attend_to_each_other(arch):
+    """The logits of a document inside a packed row equal those of the document alone (Mamba: no state,
+    neither the SSM's nor the conv's, crosses a document start), and so do the gradients they send back."""
+    m = tiny_model(arch)
+    a, b, c = [5, 6, 7, 8, 9], [10, 11, 12], [13, 14, 15, 16, 17, 18, 19]
+    rows = torch.tensor([a + b + [data.PAD] * 2, c + [data.PAD] * 3])
+    pos = torch.tensor([list(range(5)) + list(range(3)) + [0, 0], list(range(7)) + [0] * 3])
+    seg = torch.tensor([[0] * 5 + [1] * 3 + [-1] * 2, [2] * 7 + [-1] * 3])
+    packed = m(rows, pos=pos, seg=seg)
     with torch.no_grad():
-        packed = m(row, pos=pos, seg=seg)
-        alone_a, alone_b = m(torch.tensor([a])), m(torch.tensor([b]))
-    torch.testing.assert_close(packed[0, :5], alone_a[0], rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(packed[0, 5:8], alone_b[0], rtol=1e-5, atol=1e-5)
-    with torch.no_grad():  # and without the mask they would differ: the test can fail
-        leaky = m(row, pos=pos)
-    assert not torch.allclose(leaky[0, 5:8], alone_b[0], atol=1e-4)
+        alone = [m(torch.tensor([x]))[0] for x in (a, b, c)]
+    for got, want in zip((packed[0, :5], packed[0, 5:8], packed[1, :7]), alone):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    packed[0, 5:8].sum().backward()     # the second document's loss reaches no weight through the first's tokens
+    g_packed = {k: p.grad.clone() for k, p in m.named_parameters() if p.grad is not None}
+    m.zero_grad()
+    m(torch.tensor([b]))[0].sum().backward()
+    for k, p in m.named_parameters():
+        torch.testing.assert_close(g_packed[k], p.grad, rtol=1e-4, atol=1e-6, msg=k)
+    with torch.no_grad():  # and without the document ids they would differ: the test can fail
+        leaky = m(rows, pos=pos)
+    assert not torch.allclose(leaky[0, 5:8], alone[1], atol=1e-4)
 
 
 def test_packer_without_doc_mask_reads_a_row_as_one_text():
@@ -567,6 +575,82 @@ def test_ddp_two_processes_match_one_process(tmp_path, tiny_data):
     (_, w1), (_, w2) = final_weights(one), final_weights(two)
     for k in w1:
         torch.testing.assert_close(w1[k], w2[k], rtol=1e-4, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- recall count, stopping rule, one-document rows
+def test_an_answer_is_right_only_when_it_ends_with_the_gold_value():
+    right = sample.is_right
+    assert right('Ada Quinn was born in Bryanside', 'Bryanside') and right('Bryanside', 'Bryanside')
+    assert right('Ada Quinn works as Engineer, civil  ', 'Engineer, civil')
+    assert not right('Ada Quinn was born in Bryanside or Lake Mary', 'Bryanside')   # several values listed
+    assert not right('Ada Quinn was born in North Bryansides', 'Bryanside')          # a longer value
+    assert not right('Ada Quinn was born in NorthBryanside', 'Bryanside')            # not a whole word
+    assert not right('', 'Bryanside')
+
+
+def test_stopper_stops_at_the_threshold_on_a_plateau_and_at_the_cap():
+    s = train.Stopper(target=0.95)
+    assert [s.evaluated(r) for r in (0.1, 0.5, 0.9)] == [None] * 3 and s.evaluated(0.96).startswith('recall')
+    s = train.Stopper(patience=2)
+    assert [s.evaluated(r) for r in (0.1, 0.3, 0.302, 0.6, 0.6)] == [None] * 5   # 0.302: no rise, but one only
+    assert s.evaluated(0.59).startswith('plateau') and s.best == 0.6
+    s = train.Stopper(cap=10)
+    assert s.exposed(9.9) is None and s.exposed(10.0).startswith('exposure cap')
+    assert train.Stopper().evaluated(1.0) is None and train.Stopper().exposed(1e9) is None   # all rules off
+    s, t = train.Stopper(patience=3), train.Stopper(patience=3)
+    for r in (0.2, 0.1):
+        s.evaluated(r)
+    t.load_state_dict(s.state_dict())
+    assert [t.evaluated(0.1), t.evaluated(0.1)] == [None, t.reason] and t.reason.startswith('plateau')
+
+
+def test_a_run_stops_on_a_plateau_and_at_the_exposure_cap(tmp_path, tiny_data):
+    out = str(tmp_path / 'plateau')   # an untrained model's recall stays 0: best after the first evaluation
+    run_train(out, '--max_iters=100', '--eval_interval=2', '--stop_patience=1', data_dir=tiny_data)
+    res = json.load(open(os.path.join(out, 'results.json')))
+    assert res['steps'] == 4 and res['stop_reason'].startswith('plateau')
+    assert sample.load_checkpoint(out)[1]['step'] == 4
+    cap = str(tmp_path / 'cap')
+    run_train(cap, '--max_iters=100', '--max_exposures=2.0', '--one_per_row=True', data_dir=tiny_data)
+    res = json.load(open(os.path.join(cap, 'results.json')))
+    per_step = 4 / 96                                  # 4 rows of one dialog each, 96 trained facts
+    assert res['stop_reason'].startswith('exposure cap') and 2.0 <= res['exposures_per_fact'] < 2.0 + per_step + 1e-9
+    assert res['steps'] == 48
+    log = run_train(cap, '--max_iters=100', '--max_exposures=2.0', '--one_per_row=True', data_dir=tiny_data)
+    assert 'resumed from' in log and json.load(open(os.path.join(cap, 'results.json')))['steps'] == 48  # stays stopped
+
+
+def test_one_document_rows_give_the_loss_of_packed_rows():
+    """The same dialogs in packed rows and in rows of one dialog each (length-batched): equal loss per
+    document, for both architectures; and one-document batches group similar lengths."""
+    tok = {'tokens': np.array(list(range(30, 90)), np.uint16), 'mask': np.ones(60, np.uint8),
+           'offsets': np.array([0, 7, 19, 24, 40, 47, 60]), 'split': np.zeros(6, np.uint8)}
+    ids = np.arange(6)
+    packed = train.Packer([(tok, ids, 1.0)], 32, 0)
+    single = train.Packer([(tok, ids, 1.0)], 32, 0, one_per_row=True, batch_rows=2)
+    for arch in ('transformer', 'mamba'):
+        m = tiny_model(arch)
+
+        def doc_losses(packer, n_rows, one):
+            out = {}
+            idx, tgt, w, pos, seg = (torch.from_numpy(a) for a in packer.build(range(n_rows)))
+            with torch.no_grad():
+                logits = m(idx) if one else m(idx, pos=pos, seg=seg)
+            ce = F.cross_entropy(logits.transpose(1, 2), tgt, reduction='none') * w
+            for r in range(n_rows):
+                for j in range(packer.row_start[r], packer.row_start[r + 1]):
+                    sel = seg[r] == (j if not one else j)
+                    out[int(packer.doc[j])] = float(ce[r][sel].sum())
+            return out
+        a, b = doc_losses(packed, packed.n_rows, False), doc_losses(single, single.n_rows, True)
+        assert a.keys() == b.keys() == set(range(6))
+        for k in a:
+            assert abs(a[k] - b[k]) < 1e-4 * max(1, abs(a[k])), (arch, k, a[k], b[k])
+    lens = [int(single.lens[r]) for r in range(single.n_rows)]
+    assert sorted(lens[0:2]) == lens[0:2] or sorted(lens[0:2], reverse=True) == lens[0:2]
+    assert single.copies_seen() == [0.0]
+    single.next_rows(2)
+    assert single.copies_seen() == [2 / 6]
 
 
 # ----------------------------------------------------------------------------- sweep

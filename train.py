@@ -51,6 +51,7 @@ DEFAULTS = dict(
     mix_bios=0.0,               # ... of the biographies (of the splits in bios_splits)
     bios_splits='train',        # comma list of splits whose biographies are trained on
     doc_mask=True,              # attention stays inside each packed document; False: a row reads as one text
+    one_per_row=False,          # rows of one document each, batched by similar length, instead of packed rows
     # model
     arch='transformer',         # 'transformer', 'mamba', or 'calm' (a composition of trained runs, see calm.py)
     n_layer=2,
@@ -60,13 +61,15 @@ DEFAULTS = dict(
     d_state=16,                 # mamba
     expand=2,                   # mamba
     # optimization
-    block_size=512,             # tokens per packed row (several dialogs: long rows pack with little padding)
+    block_size=512,             # tokens per packed row (several dialogs: long rows pack with little padding);
+                                # one_per_row: the longest a document may be
     batch_size=8,               # rows per micro-batch per process
     grad_accum=1,               # micro-batches per step; global batch = batch_size * grad_accum * world
-    max_iters=4000,
+    max_iters=4000,             # the most steps a run takes (the stop_* keys may end it sooner)
     learning_rate=3e-3,         # peak, after linear warmup
     min_lr=3e-4,                # end of the cosine decay
     warmup_iters=100,
+    lr_decay='cosine',          # 'cosine' to min_lr at max_iters, or 'constant' after warmup (for runs that stop on recall)
     weight_decay=0.3,           # against memorizing names instead of learning to copy them
     beta1=0.9,
     beta2=0.99,
@@ -75,6 +78,9 @@ DEFAULTS = dict(
     compile=False,              # torch.compile: worth it on GPU, not on CPU
     # evaluation and checkpoints
     eval_interval=1000,         # steps between recall evaluations (also at the end)
+    stop_recall=0.0,            # stop once recall on eval_max trained questions reaches this (0: off) ...
+    stop_patience=0,            # ... or once it has not risen for this many evaluations (0: off) ...
+    max_exposures=0.0,          # ... or once each trained fact was in this many trained documents (0: no cap)
     eval_max=300,               # questions per split in the evaluations during training (all at the end)
     eval_batch=256,             # questions generated at once
     ckpt_interval=250,          # steps between checkpoints
@@ -90,8 +96,9 @@ RESUMABLE = {'out_dir', 'max_iters', 'eval_interval', 'eval_max', 'eval_batch', 
 KEYS = {**DEFAULTS, **calm.CONFIG}   # every key a config may set (calm's only with arch='calm')
 
 
-def get_config(argv):
-    """Config files (*.py, executed in order) then --key=value; an unknown key or a wrong type exits."""
+def get_config(argv, now=True):
+    """Config files (*.py, executed in order) then --key=value; an unknown key, a wrong type or a value
+    that cannot work exits (check_config; `now`: see there)."""
     cfg = dict(DEFAULTS)
 
     def put(key, value, where):
@@ -129,7 +136,79 @@ def get_config(argv):
         cfg = {**calm.CONFIG, **cfg}
     elif composition:
         sys.exit(f"error: config key {composition[0]!r} is for arch='calm' runs only (arch is {cfg['arch']!r})")
+    check_config(cfg, now)
     return cfg
+
+
+ARCHS, DTYPES = ('transformer', 'mamba', 'calm'), ('auto', 'float32', 'bfloat16')
+RANGES = [  # (keys, test, what is allowed); keys a config lacks (calm's without arch='calm') are skipped
+    (('arch',), lambda v: v in ARCHS, f"one of {ARCHS}"),
+    (('dtype',), lambda v: v in DTYPES, f"one of {DTYPES}"),
+    (('n_people', 'bios_per_person', 'n_layer', 'n_embd', 'n_head', 'd_state', 'expand', 'block_size', 'batch_size',
+      'grad_accum', 'max_iters', 'eval_interval', 'eval_batch', 'ckpt_interval', 'log_interval', 'connect_every'),
+     lambda v: v > 0, "> 0"),
+    (('seed', 'data_seed', 'n_unseen', 'mlp_hidden', 'warmup_iters', 'eval_max', 'threads', 'mix_qa', 'mix_qa_tool',
+      'mix_bios', 'learning_rate', 'min_lr', 'weight_decay', 'grad_clip'), lambda v: v >= 0, ">= 0"),
+    (('held_out', 'beta1', 'beta2'), lambda v: 0 <= v < 1, "in [0, 1)"),
+]
+
+
+def check_config(cfg, now=True):
+    """Exit with a one-line error naming the first key whose value (of the right type) cannot work, before
+    anything is built or written. now: also what must hold when the run starts, here: a GPU for a cuda
+    device, the checkpoints that anchor_dir, augment_dirs and init_from name (False: a sweep submitting to
+    SLURM, or stages whose inputs earlier stages make, check those when each run starts)."""
+    def bad(key, allowed):
+        sys.exit(f"error: config key {key!r} must be {allowed}, got {cfg[key]!r}")
+    for key, v in cfg.items():
+        if type(v) is float and not math.isfinite(v):
+            bad(key, "a finite number")
+    for keys, ok, allowed in RANGES:
+        for key in keys:
+            if key in cfg and not ok(cfg[key]):
+                bad(key, allowed)
+    if cfg['min_lr'] > cfg['learning_rate']:
+        bad('min_lr', f"<= learning_rate ({cfg['learning_rate']})")
+    if cfg['arch'] == 'transformer' and (cfg['n_embd'] % cfg['n_head'] or cfg['n_embd'] // cfg['n_head'] % 2):
+        bad('n_head', f"a divisor of n_embd ({cfg['n_embd']}) leaving an even head width n_embd / n_head")
+    if int(round(cfg['held_out'] * cfg['n_people'])) >= cfg['n_people']:
+        bad('held_out', f"small enough to leave people to train on (n_people={cfg['n_people']})")
+    if not any(cfg[k] > 0 for k in ('mix_qa', 'mix_qa_tool', 'mix_bios')):
+        sys.exit("error: config keys 'mix_qa', 'mix_qa_tool', 'mix_bios' are all 0: nothing to train on (set one > 0)")
+    if not cfg['bios_splits'] or any(s not in data.SPLITS for s in cfg['bios_splits'].split(',')):
+        bad('bios_splits', f"a comma list of {data.SPLITS}")
+    problem = sample.device_problem(cfg['device'], here=now)
+    if problem:
+        sys.exit(f"error: config key 'device' {problem}, got {cfg['device']!r}")
+    for key, path in (('out_dir', cfg['out_dir']), ('data_dir', data.dir_of(cfg))):
+        problem = data.dir_problem(path)
+        if problem:
+            sys.exit(f"error: config key {key!r} {problem}, got {path!r}")
+
+    def run_problem(path):  # why path names no trained run (an out_dir with checkpoints, or a checkpoint file)
+        if not os.path.exists(path):
+            return "not found"
+        return None if os.path.isfile(path) or sample.list_checkpoints(path) else "holds no checkpoint (ckpt_*.pt)"
+    inputs = [('init_from', p) for p in [cfg['init_from']] if p]
+    if cfg['arch'] == 'calm':
+        if cfg['init_from']:
+            bad('init_from', "'' with arch='calm' (the composition starts from anchor_dir and augment_dirs)")
+        if not cfg['anchor_dir']:
+            bad('anchor_dir', "set with arch='calm' (the out_dir of the frozen anchor)")
+        if not cfg['augment_dirs'] or not all(cfg['augment_dirs'].split(',')):
+            bad('augment_dirs', "set with arch='calm' (a comma list of the frozen augments' out_dirs)")
+        if cfg['calm_gate_reads'] and not cfg['calm_gate']:
+            bad('calm_gate_reads', "False unless calm_gate is True")
+        inputs = [('anchor_dir', cfg['anchor_dir'])] + [('augment_dirs', p) for p in cfg['augment_dirs'].split(',')]
+    for key, path in inputs if now else []:
+        problem = run_problem(path)
+        if problem:
+            sys.exit(f"error: config key {key!r} {problem}, got {path!r}")
+    anchor_cfg = os.path.join(cfg['anchor_dir'], 'config.json') if cfg['arch'] == 'calm' and now else ''
+    if os.path.isfile(anchor_cfg):  # the cross-attention's heads split the anchor's width
+        d = json.load(open(anchor_cfg)).get('n_embd', 0)
+        if d % cfg['n_head'] or d // cfg['n_head'] % 2:
+            bad('n_head', f"a divisor of the anchor's width ({d}) leaving an even head width")
 
 
 def resume_mismatch(old, cfg):
@@ -171,11 +250,16 @@ class Packer:
     (loss-masked). Documents never share attention: each token carries its document id (seg) and
     its position inside the document (pos). The state is just (epoch, row).
     With doc_mask=False a row is one text (positions run on, documents read the ones before them), as in
-    plain LM pretraining: a model trained so learns to ignore unrelated text before what it knows."""
+    plain LM pretraining: a model trained so learns to ignore unrelated text before what it knows.
+    With one_per_row each row is one document, padded to the longest of its batch: every batch_rows rows
+    come from a window of documents sorted by length (so little padding), batches in shuffled order. For
+    short dialogs this is what small models train fastest on: no (block_size)^2 attention mask, and no
+    regrouping of documents in Mamba."""
+    SORT_WINDOW = 16   # batches whose documents are sorted by length together
 
-    def __init__(self, sources, block_size, seed, doc_mask=True):
+    def __init__(self, sources, block_size, seed, doc_mask=True, one_per_row=False, batch_rows=1):
         self.sources, self.T, self.seed = sources, block_size, seed  # sources: [(tok dict, doc ids, copies)]
-        self.doc_mask = doc_mask
+        self.doc_mask, self.one_per_row, self.batch_rows = doc_mask, one_per_row, batch_rows
         self.epoch, self.row = 0, 0
         self._pack()
 
@@ -187,6 +271,7 @@ class Packer:
         self._pack()
 
     def _pack(self):
+        self._seen_epoch = None   # copies_seen's counts are of the previous packing
         rng = np.random.default_rng([self.seed, self.epoch])
         src, doc = [], []
         for k, (tok, ids, copies) in enumerate(self.sources):
@@ -203,6 +288,9 @@ class Packer:
             sel = self.src == k
             lens[sel] = np.diff(tok['offsets'])[self.doc[sel]]
         lens = np.minimum(lens, self.T)  # a document longer than a row is cut (make_packer warns)
+        if self.one_per_row:
+            self._batch_by_length(rng, lens)
+            return
         row_of, used, r = np.empty(len(lens), np.int64), 0, 0
         for i, n in enumerate(lens.tolist()):  # greedy: next document goes in the current row if it fits
             if used + n > self.T:
@@ -211,6 +299,25 @@ class Packer:
         self.lens, self.row_of = lens, row_of
         self.row_start = np.searchsorted(row_of, np.arange(r + 2))  # documents of row j: [row_start[j], row_start[j+1])
         self.n_rows = r + 1
+
+    def _batch_by_length(self, rng, lens):
+        """One document per row, in an order where each run of batch_rows rows has similar lengths."""
+        n, B = len(lens), self.batch_rows
+        W = B * self.SORT_WINDOW
+        order = np.concatenate([i + np.argsort(lens[i:i + W], kind='stable') for i in range(0, n, W)])
+        n_full = n // B * B                                  # whole batches are shuffled; the rest stays last
+        batches = rng.permutation(n_full // B)
+        order = np.concatenate([order[:n_full].reshape(-1, B)[batches].reshape(-1), order[n_full:]])
+        self.src, self.doc, self.lens = self.src[order], self.doc[order], lens[order]
+        self.row_of, self.row_start, self.n_rows = np.arange(n), np.arange(n + 1), n
+
+    def copies_seen(self):
+        """Per source, how many copies of its documents were trained on so far (epochs x copies per epoch)."""
+        if self._seen_epoch != self.epoch:  # per source: how many of its documents come before each position
+            self._cum = np.stack([np.concatenate([[0], np.cumsum(self.src == k)]) for k in range(len(self.sources))])
+            self._seen_epoch = self.epoch
+        done, per_epoch = self._cum[:, self.row_start[self.row]], self._cum[:, -1]
+        return [(self.epoch * per_epoch[k] + done[k]) / len(ids) for k, (_, ids, _) in enumerate(self.sources)]
 
     def next_rows(self, n):
         """The next n rows (the global batch), moving to a new epoch when this one runs out."""
@@ -224,8 +331,10 @@ class Packer:
         return self.build(rows)
 
     def build(self, rows):
-        """-> numpy (n, T) arrays: idx, targets, loss mask, pos, seg."""
-        n, T = len(rows), self.T
+        """-> numpy (n, T) arrays: idx, targets, loss mask, pos, seg. T: block_size, or with one_per_row
+        the longest document of these rows."""
+        n = len(rows)
+        T = int(max(self.lens[list(rows)])) if self.one_per_row else self.T
         idx = np.full((n, T), data.PAD, np.int64)
         tgt = np.full((n, T), data.PAD, np.int64)
         mask = np.zeros((n, T), np.float32)
@@ -246,9 +355,11 @@ class Packer:
         return idx, tgt, mask, pos, seg
 
 
-def make_packer(cfg, data_dir, seed_offset=0):
+def make_packer(cfg, data_dir, world=1):
+    """The Packer of a run's training mix; packer.names: each source's name, packer.repeats: how many of its
+    documents state each trained fact (bios: bios_per_person, QA: one)."""
     splits = {s: data.SPLITS.index(s) for s in data.SPLITS}
-    sources = []
+    sources, names = [], []
     for source, copies in [('qa', cfg['mix_qa']), ('qa_tool', cfg['mix_qa_tool']), ('bios', cfg['mix_bios'])]:
         if copies <= 0:
             continue
@@ -257,9 +368,22 @@ def make_packer(cfg, data_dir, seed_offset=0):
         ids = np.nonzero(np.isin(tok['split'], allowed))[0]
         if len(ids):
             sources.append((tok, ids, copies))
+            names.append(source)
     if not sources:
         sys.exit("error: nothing to train on: set mix_qa, mix_qa_tool or mix_bios > 0")
-    return Packer(sources, cfg['block_size'], cfg['seed'] + seed_offset, cfg['doc_mask'])
+    longest = max(int(np.diff(tok['offsets'])[ids].max()) for tok, ids, _ in sources)
+    if longest > cfg['block_size']:
+        print(f"warning: documents of up to {longest} tokens are cut to block_size={cfg['block_size']}", file=sys.stderr)
+    packer = Packer(sources, cfg['block_size'], cfg['seed'], cfg['doc_mask'], cfg['one_per_row'],
+                    cfg['batch_size'] * cfg['grad_accum'] * world)
+    packer.names = names
+    packer.repeats = [cfg['bios_per_person'] if name == 'bios' else 1 for name in names]
+    return packer
+
+
+def exposures_per_fact(packer):
+    """How many times each trained fact was in a trained document so far (on average over facts)."""
+    return sum(c * r for c, r in zip(packer.copies_seen(), packer.repeats))
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -301,9 +425,48 @@ def plot_curves(out_dir):
 
 
 # ----------------------------------------------------------------------------- training
+class Stopper:
+    """When a run has learned what it can: recall on (a sample of) the trained facts reached `target`, or
+    did not rise by MIN_RISE over its best for `patience` evaluations in a row, or the exposures per fact
+    reached `cap`. Zero turns a rule off. Its state goes into checkpoints, so a resumed run stops alike."""
+    MIN_RISE = 0.005   # half a point: with eval_max=300 questions one answer is 0.33 points
+
+    def __init__(self, target=0.0, patience=0, cap=0.0):
+        self.target, self.patience, self.cap = target, patience, cap
+        self.best, self.since, self.reason = -1.0, 0, None
+
+    @property
+    def on_recall(self):
+        return bool(self.target or self.patience)
+
+    def evaluated(self, recall):
+        if self.target and recall >= self.target:
+            self.reason = f'recall {recall:.3f} >= {self.target}'
+        elif recall > self.best + self.MIN_RISE:
+            self.best, self.since = recall, 0
+        else:
+            self.since += 1
+            if self.patience and self.since >= self.patience:
+                self.reason = f'plateau: recall {recall:.3f}, best {self.best:.3f}, {self.since} evaluations'
+        return self.reason
+
+    def exposed(self, exposures):
+        if self.cap and exposures >= self.cap and self.reason is None:
+            self.reason = f'exposure cap: {exposures:.1f} >= {self.cap}'
+        return self.reason
+
+    def state_dict(self):
+        return {'best': self.best, 'since': self.since, 'reason': self.reason}
+
+    def load_state_dict(self, s):
+        self.best, self.since, self.reason = s['best'], s['since'], s['reason']
+
+
 def lr_at(step, cfg):
     if step < cfg['warmup_iters']:
         return cfg['learning_rate'] * (step + 1) / cfg['warmup_iters']
+    if cfg['lr_decay'] == 'constant':
+        return cfg['learning_rate']
     frac = (step - cfg['warmup_iters']) / max(1, cfg['max_iters'] - cfg['warmup_iters'])
     return cfg['min_lr'] + 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))) * (cfg['learning_rate'] - cfg['min_lr'])
 
@@ -348,7 +511,8 @@ def train(cfg):
     model, trainable = sample.build(cfg)
     model.to(device)
     optimizer = make_optimizer(model, cfg, device)
-    packer = make_packer(cfg, data_dir)
+    packer = make_packer(cfg, data_dir, world)
+    stopper = Stopper(cfg['stop_recall'], cfg['stop_patience'], cfg['max_exposures'])
     step, tokens_seen, wall = 0, 0, 0.0
 
     path, ckpt = sample.load_checkpoint(out_dir)
@@ -362,6 +526,8 @@ def train(cfg):
         trainable.load_state_dict(ckpt['model'])
         optimizer.load_state_dict(ckpt['optimizer'])
         packer.load_state_dict(ckpt['packer'])
+        if 'stopper' in ckpt:  # .get: checkpoints older than the stopping rule
+            stopper.load_state_dict(ckpt['stopper'])
         torch.set_rng_state(ckpt['rng']['torch'])
         if device.type == 'cuda' and ckpt['rng'].get('cuda') is not None:
             torch.cuda.set_rng_state(ckpt['rng']['cuda'])
@@ -394,7 +560,7 @@ def train(cfg):
 
     def state():
         return {'model': trainable.state_dict(), 'optimizer': optimizer.state_dict(), 'step': step,
-                'packer': packer.state_dict(), 'config': cfg, 'tokenizer': data.TOKENIZER,
+                'packer': packer.state_dict(), 'stopper': stopper.state_dict(), 'config': cfg, 'tokenizer': data.TOKENIZER,
                 'rng': {'torch': torch.get_rng_state(), 'cuda': torch.cuda.get_rng_state() if device.type == 'cuda' else None},
                 'tokens_seen': tokens_seen, 'wall_seconds': wall}
 
@@ -408,7 +574,7 @@ def train(cfg):
     bar = tqdm(total=cfg['max_iters'], initial=step, disable=not master, dynamic_ncols=True, desc=os.path.basename(out_dir))
     t_last, tok_last = time.time(), tokens_seen
     recall = None
-    while step < cfg['max_iters']:
+    while step < cfg['max_iters'] and stopper.reason is None:
         t0 = time.time()
         for g in optimizer.param_groups:
             g['lr'] = lr_at(step, cfg)
@@ -421,7 +587,7 @@ def train(cfg):
             sync = world == 1 or m == A - 1
             ctx = contextlib.nullcontext() if sync else model.no_sync()
             with ctx, autocast:
-                logits = model(x, pos=p, seg=s)
+                logits = model(x, pos=p, seg=s) if not cfg['one_per_row'] else model(x)  # causal, no mask
                 ce = F.cross_entropy(logits.view(-1, logits.size(-1)), y.view(-1), reduction='none')
                 loss = (ce * w.view(-1)).sum() / n_loss.to(device)
             (loss * world).backward()   # DDP averages gradients over ranks; we want the global mean
@@ -450,14 +616,18 @@ def train(cfg):
         if master and step == 1 and cfg['arch'] in ('mamba', 'calm'):
             if ssm_triton.LAST_BACKEND:
                 bar.write(f"selective scan backend: {ssm_triton.LAST_BACKEND}")
-        last = step == cfg['max_iters']
+        exposures = exposures_per_fact(packer)
+        last = step == cfg['max_iters'] or stopper.exposed(exposures) is not None
         if step % cfg['eval_interval'] == 0 and not last:
-            raw.eval()
-            recall = sample.evaluate(raw, cfg, data_dir, cfg['eval_max'], rank, world)
+            raw.eval()   # with a stopping rule on recall, only the trained facts count
+            recall = sample.evaluate(raw, cfg, data_dir, cfg['eval_max'], rank, world,
+                                     splits=('train',) if stopper.on_recall else data.SPLITS)
             raw.train()
-            log({'step': step, 'recall': recall})
+            log({'step': step, 'recall': recall, 'exposures_per_fact': exposures})
+            last = stopper.on_recall and stopper.evaluated(recall['train']) is not None
             if master:
-                bar.write(f"step {step}: recall " + ', '.join(f"{k} {v:.3f}" for k, v in recall.items() if v is not None))
+                bar.write(f"step {step}: recall " + ', '.join(f"{k} {v:.3f}" for k, v in recall.items() if v is not None)
+                          + f", {exposures:.1f} exposures per fact" + (f"; stop ({stopper.reason})" if last else ''))
         if step % cfg['ckpt_interval'] == 0 or last or stop['now']:
             if master:
                 save_checkpoint(out_dir, state())
@@ -486,10 +656,11 @@ def train(cfg):
                'bits_per_fact': bits_per_fact,
                'bits_per_param': (recall['train'] or 0) * n_facts * bits_per_fact / n_params,
                'tokens_seen': tokens_seen, 'wall_seconds': wall, 'steps': step,
+               'exposures_per_fact': exposures_per_fact(packer), 'stop_reason': stopper.reason or 'max_iters',
                'arch': cfg['arch'], 'tool': cfg['tool'], 'n_people': cfg['n_people'], 'seed': cfg['seed']}
     results['recall'] = {'trained': recall['train'], 'held_out': recall['held_out'], 'unseen': recall['unseen']}
     if master:
-        log({'step': step, 'recall': recall})
+        log({'step': step, 'recall': recall, 'exposures_per_fact': results['exposures_per_fact']})
         with open(os.path.join(out_dir, 'results.json'), 'w') as f:
             json.dump(results, f, indent=1)
         plot_curves(out_dir)
