@@ -34,7 +34,11 @@ SWEEP_DEFAULTS = dict(launcher='inprocess', partition='', gpus=1, cpus=2, timeou
                       plot_only=False)
 COLUMNS = ['arch', 'tool', 'n_people', 'n_facts', 'params', 'n_layer', 'n_embd', 'seed', 'recall_trained',
            'recall_held_out', 'recall_unseen', 'facts_recalled', 'bits_per_fact', 'bits_per_param',
-           'tokens_seen', 'wall_seconds', 'out_dir']
+           'exposures_per_fact', 'steps', 'stop_reason', 'tokens_seen', 'wall_seconds', 'out_dir']
+# The reference study (ambroiseodt/itl, results/grid4.csv, its own 95% analysis): in weights, 8.14 parameters
+# per fact at 95% recall; with the tool, the smallest model at 95% is 22-32K parameters for every N >= 512.
+REFERENCE_PARAMS_PER_FACT = 8.14
+REFERENCE_TOOL_PARAMS = (22_000, 32_000)
 
 
 def load_sweep(argv):
@@ -96,7 +100,8 @@ def collect(out_root):
                      'recall_trained': r['recall']['trained'], 'recall_held_out': r['recall']['held_out'],
                      'recall_unseen': r['recall']['unseen'], 'facts_recalled': r['facts_recalled'],
                      'bits_per_fact': r['bits_per_fact'], 'bits_per_param': r['bits_per_param'],
-                     'tokens_seen': r['tokens_seen'], 'wall_seconds': round(r['wall_seconds'], 1),
+                     'exposures_per_fact': r.get('exposures_per_fact'), 'steps': r.get('steps'),
+                     'stop_reason': r.get('stop_reason'), 'tokens_seen': r['tokens_seen'], 'wall_seconds': round(r['wall_seconds'], 1),
                      'out_dir': os.path.join(out_root, name)})
     with open(os.path.join(out_root, 'results.csv'), 'w', newline='') as f:
         w = csv.DictWriter(f, COLUMNS)
@@ -106,10 +111,13 @@ def collect(out_root):
 
 
 def smallest_reaching(rows, threshold=0.95):
-    """{(arch, tool, n_facts): smallest params whose mean recall over seeds reaches the threshold}."""
+    """{(arch, tool, n_facts): smallest params whose mean recall over seeds reaches the threshold}: on the
+    trained people in weights; with the tool on trained, held-out and unseen people (the worst of the three)."""
     groups = {}
     for r in rows:
-        groups.setdefault((r['arch'], r['tool'], r['n_facts'], r['params']), []).append(r['recall_trained'] or 0)
+        splits = ('recall_trained', 'recall_held_out', 'recall_unseen') if r['tool'] else ('recall_trained',)
+        worst = min((r.get(s) if r.get(s) is not None else 0) for s in splits)
+        groups.setdefault((r['arch'], r['tool'], r['n_facts'], r['params']), []).append(worst)
     best = {}
     for (arch, tool, facts, params), recalls in groups.items():
         if sum(recalls) / len(recalls) >= threshold:
@@ -119,14 +127,30 @@ def smallest_reaching(rows, threshold=0.95):
 
 
 def fit_params_per_fact(facts, params):
-    """Least-squares line through the origin, params = k * facts (k: parameters per fact), and the
-    log-log slope (1 = linear growth, 0 = constant)."""
+    """Least-squares line through the origin, params = k * facts (k: parameters per fact), its R^2
+    (1 - residual / total sum of squares about the mean), and the log-log slope (1 = linear growth,
+    0 = constant)."""
     k = sum(f * p for f, p in zip(facts, params)) / sum(f * f for f in facts)
+    mp = sum(params) / len(params)
+    total = sum((p - mp) ** 2 for p in params)
+    r2 = 1 - sum((p - k * f) ** 2 for f, p in zip(facts, params)) / total if total else float('nan')
     lx, ly = [math.log(f) for f in facts], [math.log(p) for p in params]
     mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
     var = sum((x - mx) ** 2 for x in lx)
     slope = sum((x - mx) * (y - my) for x, y in zip(lx, ly)) / var if var else float('nan')
-    return k, slope
+    return k, r2, slope
+
+
+def exposure_curve(out_dir, results):
+    """(exposures per fact, bits stored per parameter) at each evaluation of one in-weight run, from its
+    metrics.jsonl: recall on (a sample of) the trained facts x facts x bits per fact / parameters."""
+    pts = []
+    for line in open(os.path.join(out_dir, 'metrics.jsonl')):
+        row = json.loads(line)
+        if 'exposures_per_fact' in row and row.get('recall', {}).get('train') is not None:
+            bits = row['recall']['train'] * results['n_facts'] * results['bits_per_fact'] / results['params']
+            pts.append((row['exposures_per_fact'], bits))
+    return pts
 
 
 def plot(rows, out_root):
@@ -168,25 +192,39 @@ def plot(rows, out_root):
             label = f"{arch}, {'tool' if tool else 'no tool'}"
             line = ax.plot(f, p, marker='o', label=label)[0]
             if len(pts) >= 2:
-                k, slope = fit_params_per_fact(f, p)
-                fits[label] = {'params_per_fact': k, 'loglog_slope': slope}
+                k, r2, slope = fit_params_per_fact(f, p)
+                bits = sum(r['bits_per_fact'] for r in rows) / len(rows)
+                fits[label] = {'params_per_fact': k, 'r2': r2, 'loglog_slope': slope, 'facts': list(f),
+                               'params': list(p), 'bits_per_param_of_fit': bits / k}
                 ax.plot(f, [k * x for x in f], ls=':', color=line.get_color(),
-                        label=f'  fit: {k:.1f} params/fact, log-log slope {slope:.2f}')
-    ax.set(xscale='log', yscale='log', xlabel='facts', ylabel='smallest model with >= 95% recall (params)')
+                        label=f'  fit: {k:.1f} params/fact (R$^2$ {r2:.2f}), log-log slope {slope:.2f}')
+    if best:
+        f = sorted({facts for (_, _, facts) in best})
+        ax.plot(f, [REFERENCE_PARAMS_PER_FACT * x for x in f], color='gray', ls='--', lw=0.8,
+                label=f'reference, in weights: {REFERENCE_PARAMS_PER_FACT} params/fact')
+        ax.axhspan(*REFERENCE_TOOL_PARAMS, color='gray', alpha=0.15, label='reference, tool: 22-32K params')
+    ax.set(xscale='log', yscale='log', xlabel='facts', ylabel='smallest model at >= 95% recall (params)')
     if fits or best:
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(os.path.join(out_root, 'params_for_95.png'), dpi=100)
     plt.close(fig)
-    # (3) bits stored per parameter
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    for arch in archs:
-        pts = [(r['params'], r['bits_per_param']) for r in rows if r['arch'] == arch and not r['tool']]
+    # (3) bits stored per parameter against exposures per fact, one curve per in-weight run (its evaluations)
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for r in rows:
+        if r['tool']:
+            continue
+        pts = exposure_curve(r['out_dir'], json.load(open(os.path.join(r['out_dir'], 'results.json'))))
         if pts:
-            ax.scatter(*zip(*pts), label=arch, alpha=0.7)
-    ax.axhline(2.0, color='gray', ls='--', lw=0.8, label='2 bits/param (Allen-Zhu & Li 2024)')
-    ax.set(xscale='log', xlabel='parameters', ylabel='bits recalled per parameter (no tool)')
-    ax.legend(fontsize=8)
+            ax.plot(*zip(*pts), marker='.', lw=0.8, label=f"{r['arch']} {r['params'] / 1e3:.1f}K, {r['n_facts']} facts")
+        elif r['exposures_per_fact']:
+            ax.scatter([r['exposures_per_fact']], [r['bits_per_param']], s=12)
+    for bits in (1.0, 2.0):
+        ax.axhline(bits, color='gray', ls='--', lw=0.8)
+    ax.text(1, 2.0, ' 2 bits/param (Allen-Zhu & Li 2024)', fontsize=7, va='bottom')
+    ax.set(xscale='log', xlabel='exposures per fact', ylabel='bits recalled per parameter (in weights)')
+    if ax.lines:
+        ax.legend(fontsize=5, ncol=2)
     fig.tight_layout()
     fig.savefig(os.path.join(out_root, 'bits_per_param.png'), dpi=100)
     plt.close(fig)
@@ -231,7 +269,8 @@ def main(argv):
     fits = plot(rows, out_root)
     print(f"{len(rows)} runs -> {out_root}/results.csv, recall_vs_params.png, params_for_95.png, bits_per_param.png")
     for label, f in fits.items():
-        print(f"  {label}: {f['params_per_fact']:.1f} params per fact, log-log slope {f['loglog_slope']:.2f}")
+        print(f"  {label}: {f['params_per_fact']:.1f} params per fact (R^2 {f['r2']:.2f}, "
+              f"{f['bits_per_param_of_fit']:.2f} bits/param), log-log slope {f['loglog_slope']:.2f}")
 
 
 if __name__ == '__main__':

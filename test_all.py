@@ -659,13 +659,19 @@ import sweep
 
 def test_sweep_fit_on_synthetic_numbers():
     facts = [100, 1000, 10000]
-    k, slope = sweep.fit_params_per_fact(facts, [8 * f for f in facts])
-    assert abs(k - 8) < 1e-9 and abs(slope - 1) < 1e-9
-    k, slope = sweep.fit_params_per_fact(facts, [30000] * 3)
-    assert abs(slope) < 1e-9
+    k, r2, slope = sweep.fit_params_per_fact(facts, [8 * f for f in facts])
+    assert abs(k - 8) < 1e-9 and abs(r2 - 1) < 1e-9 and abs(slope - 1) < 1e-9
+    k, r2, slope = sweep.fit_params_per_fact(facts, [30000, 31000, 29000])
+    assert abs(slope) < 0.02 and r2 < 0          # flat: a line through the origin fits it worse than the mean
+    noisy = [8 * f * (1 + e) for f, e in zip(facts, (0.3, -0.2, 0.05))]
+    k, r2, _ = sweep.fit_params_per_fact(facts, noisy)
+    assert abs(k - 8.38) < 0.01 and 0.99 < r2 < 1   # the largest point dominates a fit through the origin
     rows = [dict(arch='transformer', tool=False, n_facts=100, params=p, recall_trained=r)
             for p, r in [(1000, 0.5), (2000, 0.96), (4000, 1.0), (2000, 0.90)]]  # 2000: mean of two seeds 0.93
     assert sweep.smallest_reaching(rows) == {('transformer', False, 100): 4000}
+    tool = [dict(arch='transformer', tool=True, n_facts=100, params=p, recall_trained=1.0, recall_held_out=h,
+                 recall_unseen=u) for p, h, u in [(1000, 0.99, 0.90), (2000, 0.96, 0.97)]]
+    assert sweep.smallest_reaching(tool) == {('transformer', True, 100): 2000}   # unseen counts too
     union = [n for n, _ in sweep.runs([{'arch': ['transformer'], 'tool': [False, True]}, {'arch': ['mamba']}], {}, 'x')]
     assert union == ['archtransformer_toolFalse', 'archtransformer_toolTrue', 'archmamba']  # a list of grids: their union
 
