@@ -2,7 +2,8 @@
 Benchmarks: figures and ratios measured side by side in one run (never timed asserts in tests).
 
     python bench.py data [--num 1000000]   # people/s, bios+QA time, DB build, run_sql latency
-    python bench.py train                  # training tokens/s, MFU against measured matmul FLOP/s, packing
+    python bench.py train [--nanogpt ../nanoGPT/model.py]   # training tokens/s and FLOP/s against the matmul rate,
+                                           # packed rows against one-dialog rows, nanoGPT, Mamba against Transformer
     python bench.py generate               # KV-cache decoding against recomputation; recall eval time
     python bench.py scan [--threads 1]     # selective scan: torch backend against the sequential loop
 
@@ -16,6 +17,10 @@ with 2 threads every large op waits for the descheduled thread and the torch bac
 """
 import argparse
 import concurrent.futures
+import contextlib
+import dataclasses
+import importlib.util
+import io
 import json
 import multiprocessing
 import os
@@ -100,71 +105,138 @@ def matmul_flops(n=1024, reps=20):
     return 2 * n ** 3 * reps / (time.perf_counter() - t0)
 
 
-def time_steps(model, batches, steps=15, warmup=3):
-    """Seconds per optimizer step (forward + backward + AdamW) over the given batches."""
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    for i in range(warmup + steps):
-        if i == warmup:
+def train_step(model, opt, batch, one_per_row):
+    """One optimizer step (forward + backward + AdamW) on a batch of Packer rows."""
+    idx, tgt, mask, pos, seg = batch
+    logits = model(idx) if one_per_row else model(idx, pos=pos, seg=seg)
+    ce = F.cross_entropy(logits.view(-1, logits.size(-1)), tgt.view(-1), reduction='none')
+    ((ce * mask.view(-1)).sum() / mask.sum()).backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+
+
+def useful_flops(model, batch):
+    """The work a batch needs, counted as the frontier papers do: 6 FLOPs per weight (the embedding table is
+    a lookup, not counted) per real token, plus causal attention over each document's own length (fwd + bwd:
+    12 x layers x width x (position + 1) per token)."""
+    c, real = model.config, batch[4] >= 0
+    pos = batch[3]
+    weights = model.num_params() - model.embed.weight.numel()
+    attention = 12 * c.n_layer * c.n_embd * int(((pos + 1) * real).sum()) if c.arch == 'transformer' else 0
+    return 6 * weights * int(real.sum()) + attention
+
+
+def interleaved(settings, rounds=5, steps=4):
+    """settings: {name: (step function, tokens per step)} -> {name: median seconds per step}. Every round
+    times `steps` steps of each setting in turn, so a drift of the machine's speed hits all alike."""
+    times = {name: [] for name in settings}
+    for name, (step, _) in settings.items():   # warm-up
+        step(0)
+    for r in range(rounds):
+        for name, (step, _) in settings.items():
             t0 = time.perf_counter()
-        idx, tgt, mask, pos, seg = batches[i % len(batches)]
-        logits = model(idx, pos=pos, seg=seg)
-        ce = F.cross_entropy(logits.view(-1, logits.size(-1)), tgt.view(-1), reduction='none')
-        ((ce * mask.view(-1)).sum() / mask.sum()).backward()
+            for i in range(steps):
+                step(r * steps + i)
+            times[name].append((time.perf_counter() - t0) / steps)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def ours(cfg, d, batch_rows, n_batches=4, **over):
+    """(model, its batches) for a config of ours on the data in d."""
+    c = {**cfg, **over}
+    torch.manual_seed(0)
+    model = build_model(ModelConfig.from_dict({**c, 'vocab_size': data.VOCAB_SIZE}))
+    packer = train.make_packer({**c, 'batch_size': batch_rows, 'grad_accum': 1}, d)
+    return model, [tuple(torch.from_numpy(a) for a in packer.next_rows(batch_rows)) for _ in range(n_batches)]
+
+
+def stepper(model, batches, one_per_row):
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    return lambda i: train_step(model, opt, batches[i % len(batches)], one_per_row)
+
+
+def load_nanogpt(path):
+    """nanoGPT's model.py (karpathy/nanoGPT, a clone of the user's: not part of this repository)."""
+    spec = importlib.util.spec_from_file_location('nanogpt_model', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def nanogpt_stepper(module, width, n_layer, n_head, batches):
+    """nanoGPT's GPT of our width and depth on the same rows (packed rows, as nanoGPT reads them: one
+    causal text per row; its loss over every token but the padding)."""
+    known = {f.name for f in dataclasses.fields(module.GPTConfig)}
+    want = dict(block_size=1024, vocab_size=data.VOCAB_SIZE, n_layer=n_layer, n_head=n_head, n_embd=width,
+                dropout=0.0, bias=False, use_rmsnorm=False, use_relu=False, use_squared_relu=False)
+    torch.manual_seed(0)
+    with contextlib.redirect_stdout(io.StringIO()):
+        model = module.GPT(module.GPTConfig(**{k: v for k, v in want.items() if k in known}))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+
+    def step(i):
+        idx, tgt, mask, _, _ = batches[i % len(batches)]
+        _, loss = model(idx, torch.where(mask > 0, tgt, -1))
+        loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
-    return (time.perf_counter() - t0) / steps
+    return model, step
 
 
-def padded_batches(packer, rows, n):
-    """The naive alternative to packing: one dialog per row, padded to the batch's longest dialog."""
-    out = []
-    for k in range(n):
-        docs = range(k * rows, (k + 1) * rows)
-        L = max(int(packer.lens[j]) for j in docs)
-        idx = np.full((rows, L), 256, np.int64)
-        tgt, mask, seg = idx.copy(), np.zeros((rows, L), np.float32), np.full((rows, L), -1, np.int64)
-        for i, j in enumerate(docs):
-            tok = packer.sources[packer.src[j]][0]
-            a, n_ = int(tok['offsets'][packer.doc[j]]), int(packer.lens[j])
-            idx[i, :n_] = tok['tokens'][a:a + n_]
-            tgt[i, :n_ - 1] = tok['tokens'][a + 1:a + n_]
-            mask[i, :n_ - 1] = tok['mask'][a + 1:a + n_]
-            seg[i, :n_] = 0
-        pos = np.broadcast_to(np.arange(L), (rows, L)).copy()
-        out.append(tuple(torch.from_numpy(x) for x in (idx, tgt, mask, pos, seg)))
-    return out
-
-
-def bench_train():
+def bench_train(nanogpt=None, rounds=5):
     peak = matmul_flops()
-    print(f"float32 matmul (1024^3), {torch.get_num_threads()} threads: {peak / 1e9:.1f} GFLOP/s\n")
-    print(f"{'setting':44s} {'params':>9s} {'tok/s':>9s} {'useful tok/s':>13s} {'ms/step':>8s} {'MFU':>6s}")
-    runs = [('configs/no_tool.py (packed)', ['configs/no_tool.py'], {}),
-            ('configs/tool.py (packed)', ['configs/tool.py'], {}),
-            ('6 layers d=384, tool data (packed)', ['configs/tool.py', '--n_layer=6', '--n_embd=384', '--n_head=6'], {})]
-    for name, argv, _ in runs:
-        cfg = train.get_config(argv)
-        d = data.dir_of(cfg)
-        data.prepare(d, **data.options_of(cfg))
-        torch.manual_seed(0)
-        model = build_model(ModelConfig.from_dict({**cfg, 'vocab_size': data.VOCAB_SIZE}))
-        packer = train.make_packer(cfg, d)
-        B, T = cfg['batch_size'], cfg['block_size']
-        batches = [tuple(torch.from_numpy(a) for a in packer.next_rows(B)) for _ in range(6)]
-        sec = time_steps(model, batches, steps=5 if cfg['n_embd'] > 128 else 15)
-        useful = sum(int((b[4] >= 0).sum()) for b in batches) / len(batches)
-        flops = model.flops_per_token(T) * B * T / sec
-        print(f"{name:44s} {model.num_params():>9,d} {B * T / sec:>9,.0f} {useful / sec:>13,.0f} {sec * 1e3:>8.0f} "
-              f"{flops / peak:>6.1%}")
-        if 'no_tool' in name or name.startswith('configs/tool'):
-            # the same dialogs, one per row, padded to the longest in the batch (about as many tokens per step)
-            rows = max(1, int(useful // (packer.lens.mean())))
-            pb = padded_batches(packer, rows, 6)
-            sec_p = time_steps(model, pb)
-            useful_p = sum(int((b[4] >= 0).sum()) for b in pb) / len(pb)
-            L = pb[0][0].shape[1]
-            print(f"{'  same, one dialog per padded row':44s} {'':>9s} {rows * L / sec_p:>9,.0f} {useful_p / sec_p:>13,.0f} "
-                  f"{sec_p * 1e3:>8.0f}   -> packing gives {useful / sec / (useful_p / sec_p):.2f}x useful tokens/s")
+    print(f"float32 matmul (1024^3), {torch.get_num_threads()} threads: {peak / 1e9:.1f} GFLOP/s; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; medians of {rounds} interleaved rounds\n")
+    cfg = train.get_config(['configs/no_tool.py'])
+    d = data.dir_of(cfg)
+    data.prepare(d, **data.options_of(cfg))
+    # (1) small Transformers on the in-weight QA (~80-token dialogs): packed rows of 256 with the document
+    # mask (configs/no_tool.py's rows) against rows of one dialog each, batched by length
+    print(f"{'2-layer Transformer, no-tool QA':40s} {'params':>8s} {'useful tok/s':>13s} {'ms/step':>8s} "
+          f"{'useful GFLOP/s':>15s} {'of matmul':>10s}")
+    for width in (16, 32, 64):
+        settings, flops, tokens, names = {}, {}, {}, []
+        for label, one, rows in (('packed 6 x 256', False, 6), ('one dialog per row, 64 rows', True, 64),
+                                 ('one dialog per row, 256 rows', True, 256)):
+            model, batches = ours(cfg, d, rows, n_embd=width, n_head=2, one_per_row=one)
+            name = f"  width {width}, {label}"
+            settings[name] = (stepper(model, batches, one), None)
+            flops[name] = statistics.mean(useful_flops(model, b) for b in batches)
+            tokens[name] = statistics.mean(int((b[4] >= 0).sum()) for b in batches)
+            names.append((name, model.num_params()))
+        sec = interleaved(settings, rounds)
+        for name, n_params in names:
+            print(f"{name:40s} {n_params:>8,d} {tokens[name] / sec[name]:>13,.0f} {sec[name] * 1e3:>8.1f} "
+                  f"{flops[name] / sec[name] / 1e9:>15.1f} {flops[name] / sec[name] / peak:>10.1%}")
+    # (2) against nanoGPT's model.py at equal size, on the same dialogs, interleaved
+    if nanogpt:
+        module = load_nanogpt(nanogpt)
+        print(f"\n{'against nanoGPT (' + nanogpt + ')':58s} {'params':>8s} {'useful tok/s':>13s} {'ours / nanoGPT':>15s}")
+        for width in (16, 64):
+            ours_model, one_rows = ours(cfg, d, 64, n_embd=width, n_head=2, one_per_row=True)
+            _, packed_rows = ours(cfg, d, 6, n_embd=width, n_head=2)
+            ng_model, ng_step = nanogpt_stepper(module, width, 2, 2, packed_rows)
+            settings = {'ours': (stepper(ours_model, one_rows, True), None), 'nanoGPT': (ng_step, None)}
+            sec = interleaved(settings, rounds)
+            tps = {'ours': statistics.mean(int((b[4] >= 0).sum()) for b in one_rows) / sec['ours'],
+                   'nanoGPT': statistics.mean(int((b[4] >= 0).sum()) for b in packed_rows) / sec['nanoGPT']}
+            print(f"  width {width}: ours, one dialog per row (64 rows) {'':17s} {ours_model.num_params():>8,d} "
+                  f"{tps['ours']:>13,.0f} {tps['ours'] / tps['nanoGPT']:>14.2f}x")
+            print(f"  width {width}: nanoGPT GPT, packed rows 6 x 256 (causal) {'':9s} "
+                  f"{sum(p.numel() for p in ng_model.parameters()):>8,d} {tps['nanoGPT']:>13,.0f}")
+    # (3) Mamba against a Transformer of about the same size, same data and rows
+    tool = train.get_config(['configs/tool.py'])
+    dt = data.dir_of(tool)
+    data.prepare(dt, **data.options_of(tool))
+    print()
+    for label, one, rows in (('packed rows 8 x 512', False, 8), ('one dialog per row, 32 rows', True, 32)):
+        tr, tr_rows = ours(tool, dt, rows, one_per_row=one)
+        mb, mb_rows = ours(tool, dt, rows, arch='mamba', n_embd=88, one_per_row=one)   # the same rows
+        sec = interleaved({'t': (stepper(tr, tr_rows, one), None), 'm': (stepper(mb, mb_rows, one), None)}, rounds, 2)
+        tok = statistics.mean(int((b[4] >= 0).sum()) for b in tr_rows)
+        print(f"tool QA, {label}: Transformer {tr.num_params():,} params {tok / sec['t']:,.0f} tok/s; "
+              f"Mamba {mb.num_params():,} params {tok / sec['m']:,.0f} tok/s (scan: {ssm_triton.LAST_BACKEND}); "
+              f"Mamba / Transformer {sec['t'] / sec['m']:.2f}")
 
 
 def bench_generate():
@@ -281,11 +353,12 @@ def main(argv=None):
     ap.add_argument('what', choices=['data', 'train', 'generate', 'scan'])
     ap.add_argument('--threads', type=int, default=0, help='scan: torch threads (0 = default)')
     ap.add_argument('--num', type=int, default=1_000_000, help='data: number of people')
+    ap.add_argument('--nanogpt', default='', help="train: path to nanoGPT's model.py, to compare against (not included)")
     args = ap.parse_args(argv)
     if args.what == 'data':
         bench_data(args.num)
     elif args.what == 'train':
-        bench_train()
+        bench_train(args.nanogpt or None)
     elif args.what == 'generate':
         bench_generate()
     elif args.what == 'scan':
