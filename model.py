@@ -47,14 +47,14 @@ class RMSNorm(nn.Module):
         super().__init__()
         self.eps, self.weight = eps, nn.Parameter(torch.ones(d))
 
-    def forward(self, x):
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+    def forward(self, x):  # x * rsqrt(mean(x^2) + eps) * weight, in one fused op
+        return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
 
 
 # ----------------------------------------------------------------------------- Transformer
 def rope(pos, e, theta):
     """Rotary embedding tables for integer positions pos (b, t) -> cos, sin (b, t, 1, e/2).
-    Positions are per token, so packed documents can each start again at 0."""
+    Positions are per token, so packed documents can each start again at 0; pos (1, t) serves all rows."""
     inv_freq = theta ** (-torch.arange(0, e, 2, device=pos.device, dtype=torch.float32) / e)  # (e/2,)
     ang = pos.float()[..., None] * inv_freq                                                   # (b, t, e/2)
     return ang.cos()[:, :, None], ang.sin()[:, :, None]
@@ -156,7 +156,7 @@ class Transformer(LM):
         document, and seg (b, t), a document id: attention never crosses documents."""
         b, t = idx.shape
         if pos is None:
-            pos = torch.arange(t, device=idx.device).expand(b, t)
+            pos = torch.arange(t, device=idx.device)[None]                      # (1, t): one table for all rows
         mask = None
         if seg is not None:
             causal = torch.ones(t, t, dtype=torch.bool, device=idx.device).tril()
