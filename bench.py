@@ -163,14 +163,19 @@ def load_nanogpt(path):
     return module
 
 
-def nanogpt_stepper(module, width, n_layer, n_head, batches):
-    """nanoGPT's GPT of our width and depth on the same rows (packed rows, as nanoGPT reads them: one
-    causal text per row; its loss over every token but the padding)."""
+def nanogpt_stepper(module, n_params, n_layer, n_head, batches):
+    """nanoGPT's GPT of our depth with the width whose parameter count is closest to n_params, on the same
+    rows (packed rows, as nanoGPT reads them: one causal text per row; its loss on our loss tokens)."""
     known = {f.name for f in dataclasses.fields(module.GPTConfig)}
-    want = dict(block_size=1024, vocab_size=data.VOCAB_SIZE, n_layer=n_layer, n_head=n_head, n_embd=width,
+    T = batches[0][0].shape[1]
+
+    # its size: tied embedding + learned positions + 12 w^2 per block (LayerNorms aside)
+    width = min(range(2 * n_head, 1025, 2 * n_head), key=lambda w: abs(n_params - (data.VOCAB_SIZE + T) * w
+                                                                        - n_layer * 12 * w * w))
+    want = dict(block_size=T, vocab_size=data.VOCAB_SIZE, n_layer=n_layer, n_head=n_head, n_embd=width,
                 dropout=0.0, bias=False, use_rmsnorm=False, use_relu=False, use_squared_relu=False)
     torch.manual_seed(0)
-    with contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()):   # it prints its size
         model = module.GPT(module.GPTConfig(**{k: v for k, v in want.items() if k in known}))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
 
@@ -215,14 +220,14 @@ def bench_train(nanogpt=None, rounds=5):
         for width in (16, 64):
             ours_model, one_rows = ours(cfg, d, 64, n_embd=width, n_head=2, one_per_row=True)
             _, packed_rows = ours(cfg, d, 6, n_embd=width, n_head=2)
-            ng_model, ng_step = nanogpt_stepper(module, width, 2, 2, packed_rows)
+            ng_model, ng_step = nanogpt_stepper(module, ours_model.num_params(), 2, 2, packed_rows)
             settings = {'ours': (stepper(ours_model, one_rows, True), None), 'nanoGPT': (ng_step, None)}
             sec = interleaved(settings, rounds)
             tps = {'ours': statistics.mean(int((b[4] >= 0).sum()) for b in one_rows) / sec['ours'],
                    'nanoGPT': statistics.mean(int((b[4] >= 0).sum()) for b in packed_rows) / sec['nanoGPT']}
             print(f"  width {width}: ours, one dialog per row (64 rows) {'':17s} {ours_model.num_params():>8,d} "
                   f"{tps['ours']:>13,.0f} {tps['ours'] / tps['nanoGPT']:>14.2f}x")
-            print(f"  width {width}: nanoGPT GPT, packed rows 6 x 256 (causal) {'':9s} "
+            print(f"  nanoGPT GPT of width {ng_model.config.n_embd}, packed rows 6 x 256 (causal) {'':1s} "
                   f"{sum(p.numel() for p in ng_model.parameters()):>8,d} {tps['nanoGPT']:>13,.0f}")
     # (3) Mamba against a Transformer of about the same size, same data and rows
     tool = train.get_config(['configs/tool.py'])
@@ -355,6 +360,12 @@ def main(argv=None):
     ap.add_argument('--num', type=int, default=1_000_000, help='data: number of people')
     ap.add_argument('--nanogpt', default='', help="train: path to nanoGPT's model.py, to compare against (not included)")
     args = ap.parse_args(argv)
+    if args.num <= 0:
+        sys.exit(f"error: --num must be > 0, got {args.num}")
+    if args.threads < 0:
+        sys.exit(f"error: --threads must be >= 0 (0 = torch's default), got {args.threads}")
+    if args.nanogpt and not os.path.isfile(args.nanogpt):
+        sys.exit(f"error: --nanogpt {args.nanogpt!r} is not a file (the path of nanoGPT's model.py)")
     if args.what == 'data':
         bench_data(args.num)
     elif args.what == 'train':

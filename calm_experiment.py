@@ -65,8 +65,14 @@ def stage_configs(o):
             'calm_hidden': P + compose + [f"--{k}=False" for k in OUR_OPTIONS],   # as in the paper
             'finetuned_anchor': P + [f"--arch={o['arch']}", f"--init_from={o['out']}/anchor",
                                      f"--max_iters={o['calm_iters']}"]}
-    return {name: train.get_config([os.path.join(HERE, path), f"--out_dir={o['out']}/{name}", *common, *over[name]])
-            for name, path in STAGES}
+    cfgs = {}
+    for name, path in STAGES:   # the stages' inputs (anchor_dir, init_from) exist once earlier stages ran
+        try:
+            cfgs[name] = train.get_config([os.path.join(HERE, path), f"--out_dir={o['out']}/{name}", *common,
+                                           *over[name]], now=False)
+        except SystemExit as e:
+            sys.exit(f"{e.code} (stage {name!r} of the experiment)")
+    return cfgs
 
 
 class LogitEnsemble(nn.Module):
@@ -122,6 +128,7 @@ def experiment(o):
             print(f"{name}: done ({done})")
         else:
             print(f"{name}: training {cfg['out_dir']}")
+            train.check_config(cfg)   # now with the earlier stages' checkpoints in place
             train.train(cfg)
         runs[name] = json.load(open(done))
     # The anchor's own run evaluated it on Q; here it answers P's questions. (The augment's run already
@@ -166,6 +173,27 @@ def experiment(o):
     return results
 
 
+BOOLS = {'True': True, 'true': True, '1': True, 'False': False, 'false': False, '0': False}
+
+
+def check_options(o):
+    """Exit with a one-line error naming the first option whose value cannot work (each stage's config then
+    goes through train.py's checks, in stage_configs), before anything runs."""
+    def bad(key, allowed):
+        sys.exit(f"error: --{key} must be {allowed}, got {o[key]!r}")
+    for key in ('n_people', 'anchor_people', 'bios_per_person', 'augment_iters', 'anchor_iters', 'calm_iters',
+                'connect_every'):
+        if o[key] <= 0:
+            bad(key, "> 0")
+    if o['threads'] < 0:
+        bad('threads', ">= 0 (0: torch's default)")
+    if o['arch'] not in ('transformer', 'mamba'):
+        bad('arch', "'transformer' or 'mamba' (of the anchor and the augment)")
+    problem = data.dir_problem(o['out'])
+    if problem:
+        sys.exit(f"error: --out ({o['out']!r}) {problem}")
+
+
 def main(argv):
     o = dict(EXPERIMENT)
     for arg in argv:
@@ -173,7 +201,13 @@ def main(argv):
         if key not in o or not eq:
             sys.exit(f"error: expected --key=value with key in {list(o)}, got {arg!r}")
         want = type(o[key])
-        o[key] = text if want is str else (text in ('True', 'true', '1') if want is bool else want(text))
+        if want is bool and text not in BOOLS:
+            sys.exit(f"error: --{key} must be True or False, got {text!r}")
+        try:
+            o[key] = text if want is str else BOOLS[text] if want is bool else want(text)
+        except ValueError:
+            sys.exit(f"error: --{key} must be {want.__name__}, got {text!r}")
+    check_options(o)
     return experiment(o)
 
 

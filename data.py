@@ -142,6 +142,47 @@ DEFAULTS = dict(num=1000, seed=0, held_out=0.2, unseen=100, extra='', bios_per_p
                 name_locales='en_US,en_GB,de_DE,fr_FR,es_ES,it_IT')
 
 
+def check_options(opts):
+    """Exit with a one-line error naming the first option (of DEFAULTS) whose value cannot work, before
+    anything is drawn or written. Keys missing from opts take DEFAULTS' values."""
+    opts = {**DEFAULTS, **opts}
+
+    def bad(key, allowed):
+        sys.exit(f"error: --{key} must be {allowed}, got {opts[key]!r}")
+    for keys, ok, allowed in [
+            (('num', 'bios_per_person', 'qa_per_fact', 'n_first_names', 'n_last_names', 'n_cities', 'n_occupations',
+              'n_employers', 'n_universities'), lambda v: v > 0, '> 0'),
+            (('seed', 'unseen'), lambda v: v >= 0, '>= 0'),
+            (('held_out', 'unseen_first_frac'), lambda v: 0 <= v < 1, 'in [0, 1)'),
+            (('first_year', 'last_year'), lambda v: 1 <= v <= 9999, 'a year in 1..9999')]:
+        for key in keys:
+            if not ok(opts[key]):
+                bad(key, allowed)
+    if opts['last_year'] < opts['first_year']:
+        bad('last_year', f">= --first_year ({opts['first_year']})")
+    if any(a not in EXTRA_ATTRIBUTES for a in opts['extra'].split(',') if a):
+        bad('extra', f"a comma list of {EXTRA_ATTRIBUTES}")
+    from faker.config import AVAILABLE_LOCALES
+    if not opts['name_locales'] or any(loc not in AVAILABLE_LOCALES for loc in opts['name_locales'].split(',')):
+        bad('name_locales', "a comma list of faker locales, e.g. 'en_US,de_DE'")
+
+
+def dir_problem(path):
+    """Why `path` cannot be (or become) a directory to write into, or None."""
+    if not path:
+        return "must not be empty"
+    if os.path.exists(path) and not os.path.isdir(path):
+        return "is a file, not a directory"
+    up = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(up):
+        up = os.path.dirname(up)
+    if not os.path.isdir(up):
+        return f"cannot be created: {up!r} is a file"
+    if not os.access(path if os.path.isdir(path) else up, os.W_OK):
+        return "is not writable"
+    return None
+
+
 def build_pools(opts):
     """Faker is slow per call, so draw each pool of unique values once; people sample from them."""
     from faker import Faker
@@ -372,13 +413,14 @@ def load_meta(data_dir):
 def generate(data_dir, what, **overrides):
     """Write one of people / bios / qa / qa_tool into data_dir. Documents are rendered from the same
     seeded draw as people.jsonl (options in meta.json), so people must have been generated first."""
-    os.makedirs(data_dir, exist_ok=True)
     if what == 'people':
         opts = {**DEFAULTS, **overrides}
     else:
         opts = {**load_meta(data_dir)['options'], **overrides}
+    check_options(opts)
     P = make_people(opts)
     meta = P.meta()
+    os.makedirs(data_dir, exist_ok=True)  # only now: a bad option or name count leaves nothing behind
     path, n = write_file(P, data_dir, what)
     with open(os.path.join(data_dir, 'meta.json'), 'w') as f:  # options may change, e.g. bios_per_person
         json.dump(meta, f, indent=1)
@@ -404,6 +446,7 @@ def prepare(data_dir, **opts):
     """Generate whatever is missing in data_dir (people, bios, both QA sets, the database), as
     train.py does. Existing data generated with other options is an error, never silently reused."""
     want = {**DEFAULTS, **opts}
+    check_options(want)
     if os.path.exists(os.path.join(data_dir, 'meta.json')):
         meta = load_meta(data_dir)
         if meta.get('version', 1) != VERSION:
@@ -416,8 +459,8 @@ def prepare(data_dir, **opts):
                      f"({', '.join(f'{k}={have.get(k)!r}' for k in diff)}); use another data_dir or delete it")
     missing = [w for w in FILES if not os.path.exists(os.path.join(data_dir, FILES[w]))]
     if missing:
-        os.makedirs(data_dir, exist_ok=True)
         P = make_people(want)
+        os.makedirs(data_dir, exist_ok=True)  # only now: a name count that cannot work leaves nothing behind
         write_files(P, data_dir, missing)
         with open(os.path.join(data_dir, 'meta.json'), 'w') as f:
             json.dump(P.meta(), f, indent=1)
@@ -435,6 +478,10 @@ def main(argv=None):
     args = vars(ap.parse_args(argv))
     what, data_dir, tool = args.pop('what'), args.pop('data_dir'), args.pop('tool')
     given = {k: v for k, v in args.items() if v is not None}
+    problem = dir_problem(data_dir)
+    if problem:
+        sys.exit(f"error: --data_dir {data_dir!r} {problem}")
+    check_options({**DEFAULTS, **given})   # before data_dir's meta.json is read: the options given are checked
     if what == 'all':
         prepare(data_dir, **given)
     else:

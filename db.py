@@ -6,9 +6,18 @@ The SQLite database of people and the SQL tool the model calls.
 
 `run_sql(query, db_path)` is the tool. Model-written SQL is untrusted input, so the database is
 opened read-only (URI mode=ro plus PRAGMA query_only), SQLite's authorizer allows nothing but a
-SELECT reading the `people` table, a progress handler bounds each query's run time, and the rows
-and characters returned are bounded. Every failure comes back as a short 'error: ...' text for the
-model to read; run_sql never raises and never changes the database file.
+SELECT reading the `people` table, and each query's time is bounded at every stage:
+  - running: a progress handler every 100 virtual-machine instructions stops it at a 50 ms deadline;
+  - one instruction (a function call, a sort step) stays short: strings are at most 1,000 bytes,
+    LIKE/GLOB patterns 100, and functions whose single call can loop without bound are denied
+    (printf/format: '%.*c' repeats a character `precision` times, e.g. 2**31 times in 8 s); a sort
+    larger than the 1 MB page cache is done in sorted runs spilled to SQLite's temporary files
+    (deleted as they are opened: nothing appears on disk);
+  - compiling, which the progress handler does not see: the SQL is at most 1,000 characters and
+    SQLite's heap is limited to 8 MiB for this whole process (PRAGMA hard_heap_limit), which stops
+    a query whose CTEs or subqueries expand exponentially within ~30 ms.
+The rows and characters returned are bounded. Every failure comes back as a short 'error: ...' text
+for the model to read; run_sql never raises and never changes the database file.
 """
 import argparse
 import json
@@ -23,8 +32,23 @@ TABLE = 'people'
 MAX_ROWS = 10          # rows returned to the model
 MAX_CHARS = 200        # characters returned to the model
 TIMEOUT_S = 0.05       # wall time per query
-MAX_LENGTH = 10_000    # largest string or blob a query may build (stops randomblob(1e9) at once)
-DENIED_FUNCTIONS = {'load_extension', 'randomblob', 'zeroblob', 'readfile', 'writefile', 'edit', 'fts3_tokenizer'}
+PROGRESS_OPS = 100     # virtual-machine instructions between two deadline checks
+MAX_LENGTH = 1000      # largest string or blob a query may build; the data's values are < 100 bytes
+HEAP_LIMIT = 8 << 20   # bytes of SQLite memory in this process; also room for db.create's 2 MB cache
+CACHE_KB = 1000        # page cache; the size of the sorted runs a big sort spills
+LIMITS = {  # a function's cost grows with its strings' lengths (instr, replace, LIKE: their product)
+    sqlite3.SQLITE_LIMIT_LENGTH: MAX_LENGTH,
+    sqlite3.SQLITE_LIMIT_LIKE_PATTERN_LENGTH: 100,
+    sqlite3.SQLITE_LIMIT_SQL_LENGTH: 1000,  # with the rest, bounds what compiling can do
+    sqlite3.SQLITE_LIMIT_EXPR_DEPTH: 100,
+    sqlite3.SQLITE_LIMIT_COMPOUND_SELECT: 10,
+    sqlite3.SQLITE_LIMIT_FUNCTION_ARG: 16,
+    sqlite3.SQLITE_LIMIT_COLUMN: 100,
+    sqlite3.SQLITE_LIMIT_VDBE_OP: 10_000,
+    sqlite3.SQLITE_LIMIT_ATTACHED: 0,
+}
+DENIED_FUNCTIONS = {'load_extension', 'randomblob', 'zeroblob', 'readfile', 'writefile', 'edit', 'fts3_tokenizer',
+                    'printf', 'format'}
 
 
 def create(data_dir='data'):
@@ -76,20 +100,32 @@ _local = threading.local()  # sqlite3 connections are per thread
 
 
 def _connection(db_path):
-    cons = _local.__dict__.setdefault('cons', {})
-    if db_path not in cons:
-        if not os.path.exists(db_path):
-            raise FileNotFoundError(db_path)
-        con = sqlite3.connect(f'file:{os.path.abspath(db_path)}?mode=ro', uri=True, isolation_level=None)
-        con.execute('PRAGMA query_only = 1')  # before the authorizer, which denies every PRAGMA
-        con.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_LENGTH)
-        con.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
-        con.set_authorizer(_authorize)
-        deadline = [0.0]
-        # Called every 1000 virtual-machine instructions; a non-zero return aborts the query.
-        con.set_progress_handler(lambda: time.perf_counter() > deadline[0], 1000)
-        cons[db_path] = con, deadline
-    return cons[db_path]
+    """This thread's connection to db_path. A thread keeps one, for the path it last used: every
+    connection's cache counts against HEAP_LIMIT."""
+    cached = getattr(_local, 'cached', None)
+    if cached and cached[0] == db_path:
+        return cached[1:]
+    if cached:
+        _local.cached = None
+        cached[1].close()
+    if not os.path.exists(db_path):
+        raise FileNotFoundError(db_path)
+    con = sqlite3.connect(f'file:{os.path.abspath(db_path)}?mode=ro', uri=True, isolation_level=None,
+                          cached_statements=0)  # a cached statement would hold its memory
+    try:
+        for pragma in ('query_only = 1', f'cache_size = -{CACHE_KB}', f'hard_heap_limit = {HEAP_LIMIT}'):
+            con.execute(f'PRAGMA {pragma}')  # before the authorizer, which denies every PRAGMA
+    except Exception:
+        con.close()
+        raise
+    for limit, value in LIMITS.items():
+        con.setlimit(limit, value)
+    con.set_authorizer(_authorize)
+    deadline = [0.0]
+    # A non-zero return aborts the query; SQLite calls this only between instructions.
+    con.set_progress_handler(lambda: time.perf_counter() > deadline[0], PROGRESS_OPS)
+    _local.cached = db_path, con, deadline
+    return con, deadline
 
 
 def run_sql(query, db_path=os.path.join('data', DB_FILE), max_rows=MAX_ROWS, max_chars=MAX_CHARS, timeout=TIMEOUT_S):
@@ -109,7 +145,9 @@ def run_sql(query, db_path=os.path.join('data', DB_FILE), max_rows=MAX_ROWS, max
         if msg == 'interrupted':
             msg = f'query exceeded the time limit of {timeout * 1000:.0f} ms'
         return f'error: {msg}'[:max_chars]
-    except (sqlite3.Error, ValueError, OverflowError, MemoryError) as e:
+    except MemoryError:  # SQLITE_NOMEM: HEAP_LIMIT or SQLITE_LIMIT_VDBE_OP reached
+        return 'error: the query needs too much memory'
+    except (sqlite3.Error, ValueError, OverflowError) as e:
         return f'error: {e}'[:max_chars]
     except Exception as e:  # e.g. a NUL character in the query
         return f'error: {type(e).__name__}: {e}'[:max_chars]
@@ -118,7 +156,7 @@ def run_sql(query, db_path=os.path.join('data', DB_FILE), max_rows=MAX_ROWS, max
             cur.close()  # finalize the statement so nothing stays open between calls
     if not rows:
         return 'error: no result'
-    text = '\n'.join(' | '.join('NULL' if v is None else str(v) for v in row) for row in rows[:max_rows])
+    text = '\n'.join(' | '.join('NULL' if v is None else str(v)[:max_chars] for v in row) for row in rows[:max_rows])
     if len(rows) > max_rows:
         text += f'\n... (more than {max_rows} rows)'
     return text if len(text) <= max_chars else text[:max_chars - 3] + '...'
@@ -130,11 +168,17 @@ def main(argv=None):
     ap.add_argument('sql', nargs='?', help='the query, for `query`')
     ap.add_argument('--data_dir', default='data')
     args = ap.parse_args(argv)
+    if os.path.exists(args.data_dir) and not os.path.isdir(args.data_dir):
+        sys.exit(f"error: --data_dir {args.data_dir!r} is a file, not a directory")
+    if not os.path.isdir(args.data_dir):
+        sys.exit(f"error: --data_dir {args.data_dir!r} not found; run `python data.py people --data_dir {args.data_dir}` first")
     if args.command == 'create':
+        if args.sql is not None:
+            sys.exit('error: sql: `db.py create` takes no SQL string (did you mean `db.py query`?)')
         create(args.data_dir)
     else:
-        if not args.sql:
-            sys.exit('error: `db.py query` needs a SQL string')
+        if not args.sql or not args.sql.strip():
+            sys.exit('error: sql: `db.py query` needs a non-empty SQL string')
         path = os.path.join(args.data_dir, DB_FILE)
         if not os.path.exists(path):
             sys.exit(f"error: {path} not found; run `python db.py create` first")

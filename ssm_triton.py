@@ -1,5 +1,5 @@
 """
-The selective scan of Mamba (S6, Gu & Dao 2023, Algorithm 2) with three backends behind one function.
+The selective scan of Mamba (S6, Gu & Dao 2023, Algorithm 2) with four backends behind one function.
 
     y = selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus)   # same contract as
                                                                                # mamba_ssm's selective_scan_fn
@@ -8,13 +8,20 @@ Backends, chosen per call and recorded in ssm_triton.LAST_BACKEND:
 - 'triton':    our Triton kernels, forward and backward (one program per (batch, channel block), a
                sequential loop over time with the state in registers, chunk-final states saved for the
                backward, which recomputes the states of one chunk at a time). Used on CUDA without mamba_ssm.
+- 'cpp':       our C++ kernels for CPU (scan_cpu.cpp), the triton design in machine code: one pass over
+               time per (batch, channel), the state in vector registers, threads over batch x channels,
+               chunk-boundary states saved, the backward recomputing a chunk at a time. Compiled with
+               torch.utils.cpp_extension on first use (g++ and ninja; ~30 s once, then cached in the
+               torch_extensions directory). The default for fp32/bf16/fp16 CPU tensors when it builds.
 - 'torch':     plain PyTorch, runs everywhere: chunks of the sequence are scanned in parallel with
                cumulative sums of log-decays, only a loop over chunks is in Python, and the backward is
                hand-written: it reuses the forward's per-chunk tensors while they fit in TORCH_SAVE_MB and
-               otherwise stores only chunk-boundary states and recomputes. The default on CPU.
-Both of ours wrap only the scan in an autograd.Function; delta_bias, softplus, D and the z gate are plain
-torch around it, differentiated by autograd (mamba_ssm fuses them into its kernel).
-Force one with selective_scan(..., backend='torch') or the env var SSM_BACKEND=triton|mamba_ssm|torch;
+               otherwise stores only chunk-boundary states and recomputes. The CPU default for fp64 inputs
+               and where 'cpp' cannot be built (the reason is printed once).
+torch and triton wrap only the scan in an autograd.Function; delta_bias, softplus, D and the z gate are plain
+torch around it, differentiated by autograd. mamba_ssm and cpp fuse them into their kernels (as torch ops on
+a CPU they took longer than the scan itself).
+Force one with selective_scan(..., backend='torch') or the env var SSM_BACKEND=triton|mamba_ssm|cpp|torch;
 forcing one that cannot run raises. On CPU, 'triton' runs in Triton's interpreter, which must be switched
 on before this module is imported: TRITON_INTERPRET=1 SSM_BACKEND=triton python ...
 selective_scan_ref is the plain sequential loop (as in mamba_ssm) the others are tested against.
@@ -30,6 +37,9 @@ import bisect
 import itertools
 import math
 import os
+import shutil
+import sys
+import time
 
 import torch
 import torch.nn.functional as F
@@ -49,10 +59,11 @@ try:
 except ImportError:  # not installable without CUDA; an optional GPU extra
     HAS_MAMBA_SSM = False
 
-BACKENDS = ("triton", "mamba_ssm", "torch")
+BACKENDS = ("triton", "mamba_ssm", "cpp", "torch")
 LAST_BACKEND = None  # the backend used by the latest selective_scan call
 TORCH_CHUNK = 64     # longest chunk of the torch backend (time steps scanned in parallel)
 TRITON_CHUNK = 64    # time steps between the states the triton forward saves for its backward
+CPP_CHUNK = 64       # the same for the cpp backend
 # The torch backend factors exp(S_t - S_s) as exp(S_t) * exp(-S_s), S the cumulative log-decay in a chunk
 # measured from the middle of its range. Chunks end before any |S| could pass this, so exp(+-S) stays well
 # inside fp32 (e^60 ~ 1e26) and the rounding of S (~ 60 * 6e-8 absolute) costs at most ~4e-6 relative error.
@@ -65,19 +76,24 @@ TORCH_SAVE_MB = 256
 
 
 def available_backends():
-    """Backends that can run on this machine (the triton one on CPU only under TRITON_INTERPRET=1)."""
+    """Backends that can run on this machine (the triton one on CPU only under TRITON_INTERPRET=1; cpp if
+    it builds: this may compile it)."""
     cuda = torch.cuda.is_available()
-    ok = {"triton": HAS_TRITON and (cuda or TRITON_INTERPRET), "mamba_ssm": HAS_MAMBA_SSM and cuda, "torch": True}
+    ok = {"triton": HAS_TRITON and (cuda or TRITON_INTERPRET), "mamba_ssm": HAS_MAMBA_SSM and cuda,
+          "cpp": _cpp_ops() is not None, "torch": True}
     return [name for name in BACKENDS if ok[name]]
 
 
-def _pick_backend(backend, device):
+def _pick_backend(backend, device, dtype=torch.float32):
     name = backend or os.environ.get("SSM_BACKEND") or None
     if name is None:  # automatic: the fastest that can run on this device
         if device.type == "cuda" and HAS_MAMBA_SSM:
             return "mamba_ssm"
         if device.type == "cuda" and HAS_TRITON:
             return "triton"
+        # cpp computes in fp32; fp64 stays with torch, which computes in fp64
+        if device.type == "cpu" and dtype != torch.float64 and _cpp_ops() is not None:
+            return "cpp"
         return "torch"
     if name not in BACKENDS:
         raise ValueError(f"unknown SSM backend {name!r}, expected one of {BACKENDS}")
@@ -88,6 +104,10 @@ def _pick_backend(backend, device):
                            "set TRITON_INTERPRET=1 before importing ssm_triton")
     if name == "mamba_ssm" and not (HAS_MAMBA_SSM and device.type == "cuda"):
         raise RuntimeError("SSM backend 'mamba_ssm' forced but it needs CUDA tensors and an importable mamba_ssm")
+    if name == "cpp" and device.type != "cpu":
+        raise RuntimeError("SSM backend 'cpp' forced on non-CPU tensors")
+    if name == "cpp" and _cpp_ops(quiet=True) is None:
+        raise RuntimeError(f"SSM backend 'cpp' forced but scan_cpu.cpp cannot be built: {_CPP['error']}")
     return name
 
 
@@ -110,10 +130,12 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
     last_state is returned.
     """
     global LAST_BACKEND
-    name = LAST_BACKEND = _pick_backend(backend, u.device)
+    name = LAST_BACKEND = _pick_backend(backend, u.device, u.dtype)
     if name == "mamba_ssm":
         return _mamba_selective_scan_fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
     assert B.dim() in (3, 4) and C.dim() == B.dim(), "B and C must be (b, n, l) or (b, g, n, l)"
+    if name == "cpp":  # fuses delta_bias, softplus, D and z into its kernels
+        return _cpp_selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
     ct = torch.float64 if u.dtype == torch.float64 and name == "torch" else torch.float32
     dt = delta.to(ct)                                              # (b, d, l)
     if delta_bias is not None:
@@ -436,3 +458,86 @@ def _triton_bwd(gy, u, dt, A, B, C, states, chunk):
                            CHUNK=chunk, BLOCK_D=block_d, BLOCK_N=block_n)
     return (gu.to(u.dtype), gdt.to(dt.dtype), gA.sum(0).to(A.dtype),
             gB.sum(2).to(B.dtype), gC.sum(2).to(C.dtype))
+
+
+# ----------------------------------------------------------------------------------------------------
+# cpp backend: scan_cpu.cpp, built on first use with torch.utils.cpp_extension.load (ninja + a C++ compiler)
+# into the torch_extensions cache (rebuilt only when the source or the flags change), loaded as the
+# operators torch.ops.ssm_scan_cpu.fwd / .bwd. -march=native: the cache is per machine (~/.cache).
+
+_CPP = {"ops": None, "error": None, "tried": False}
+
+
+def _build_cpp():
+    """Compile (or load the cached build of) scan_cpu.cpp: its torch.ops namespace. Raises if it cannot."""
+    try:  # a pip-installed ninja may not be on PATH when the venv is not activated
+        import ninja
+        os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
+    except ImportError:
+        pass
+    from torch.utils import cpp_extension
+    if not cpp_extension.is_ninja_available():
+        raise RuntimeError("ninja not found (pip install ninja)")
+    cxx = os.environ.get("CXX", "c++")
+    if shutil.which(cxx) is None:
+        raise RuntimeError(f"no C++ compiler ({cxx!r} not found)")
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scan_cpu.cpp")
+    t0 = time.perf_counter()
+    cpp_extension.load("ssm_scan_cpu", [src], extra_cflags=["-O3", "-march=native", "-fopenmp"],
+                       extra_ldflags=["-fopenmp"], is_python_module=False)
+    if time.perf_counter() - t0 > 2:  # loading a cached build takes well under a second
+        print(f"ssm_triton: compiled the CPU selective scan (scan_cpu.cpp) in {time.perf_counter() - t0:.0f} s",
+              file=sys.stderr, flush=True)
+    return torch.ops.ssm_scan_cpu
+
+
+def _cpp_ops(quiet=False):
+    """torch.ops.ssm_scan_cpu, built on the first call; None if it cannot be built (the reason, one line,
+    is printed once unless quiet, and kept in _CPP['error'])."""
+    if not _CPP["tried"]:
+        _CPP["tried"] = True
+        try:
+            _CPP["ops"] = _build_cpp()
+        except Exception as e:  # compiler errors come as one long message: keep its first error line
+            lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()] or [type(e).__name__]
+            _CPP["error"] = next((ln for ln in lines if "error" in ln.lower() and ln != lines[0]), lines[0])[:300]
+            if not quiet:
+                print(f"ssm_triton: cannot build the CPU selective scan, using the 'torch' backend: "
+                      f"{_CPP['error']}", file=sys.stderr, flush=True)
+    return _CPP["ops"]
+
+
+class _CppScanFn(torch.autograd.Function):
+    """The whole scan, delta_bias, softplus, D and z included, in scan_cpu.cpp: fp32, contiguous (b, d, l)
+    u, delta, z; A (d, n); B, C (b, g, n, l) of any strides; D, delta_bias (d,) or None."""
+
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, softplus):
+        save = any(ctx.needs_input_grad)
+        out, states, ypre = _CPP["ops"].fwd(u, delta, A, B, C, D, z, delta_bias, softplus, CPP_CHUNK,
+                                            save and z is not None)
+        if save:  # ypre: the output before the gate, for dz; empty without z
+            ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, states, ypre)
+        ctx.softplus, ctx.chunk = softplus, CPP_CHUNK
+        last_state = states[:, :, -1].clone()                      # (b, d, n)
+        ctx.mark_non_differentiable(last_state)
+        return out, last_state
+
+    @staticmethod
+    def backward(ctx, gout, _):
+        u, delta, A, B, C, D, z, delta_bias, states, ypre = ctx.saved_tensors
+        du, ddelta, dA, dB, dC, dD, dz, dbias = _CPP["ops"].bwd(
+            gout.contiguous(), u, delta, A, B, C, D, z, delta_bias, ctx.softplus, states, ypre, ctx.chunk)
+        return (du, ddelta, dA, dB, dC, dD if D is not None else None, dz if z is not None else None,
+                dbias if delta_bias is not None else None, None)
+
+
+def _cpp_selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state):
+    f32 = lambda x: None if x is None else x.to(torch.float32)
+    c32 = lambda x: None if x is None else x.to(torch.float32).contiguous()
+    grouped = B.dim() == 4
+    out, last_state = _CppScanFn.apply(c32(u), c32(delta), c32(A), f32(B if grouped else B.unsqueeze(1)),
+                                       f32(C if grouped else C.unsqueeze(1)), c32(D), c32(z), c32(delta_bias),
+                                       bool(delta_softplus))
+    out = out.to(u.dtype)
+    return (out, last_state) if return_last_state else out

@@ -28,6 +28,7 @@ import matplotlib.pyplot as plt
 import submitit
 from tqdm import tqdm
 
+import data
 import train
 
 SWEEP_DEFAULTS = dict(launcher='inprocess', partition='', gpus=1, cpus=2, timeout_min=60, max_parallel=1,
@@ -57,10 +58,45 @@ def load_sweep(argv):
         if key not in opts or not eq:
             sys.exit(f"error: unknown sweep option {arg!r} (known: {', '.join(opts)})")
         try:
-            opts[key] = ast.literal_eval(text)
+            value = ast.literal_eval(text)
         except (ValueError, SyntaxError):
-            opts[key] = text
+            value = text
+        if type(SWEEP_DEFAULTS[key]) is str:
+            value = text
+        if type(value) is not type(SWEEP_DEFAULTS[key]):
+            sys.exit(f"error: sweep option {key!r} must be {type(SWEEP_DEFAULTS[key]).__name__}, got {text!r}")
+        opts[key] = value
+    check_sweep(argv[0], scope['grid'], scope['base'], scope['out_root'], opts)
     return scope['grid'], scope['base'], scope['out_root'], opts
+
+
+LAUNCHERS = ('inprocess', 'local', 'slurm')
+
+
+def check_sweep(path, grid, base, out_root, opts):
+    """Exit with a one-line error naming the first option or config value that cannot work, before anything
+    runs or is written: every grid point's config goes through train.py's checks (get_config)."""
+    for key, ok, allowed in [('launcher', lambda v: v in LAUNCHERS, f"one of {LAUNCHERS}"),
+                             ('gpus', lambda v: v >= 0, ">= 0"), ('cpus', lambda v: v > 0, "> 0"),
+                             ('timeout_min', lambda v: v > 0, "> 0"), ('max_parallel', lambda v: v > 0, "> 0")]:
+        if not ok(opts[key]):
+            sys.exit(f"error: sweep option {key!r} must be {allowed}, got {opts[key]!r}")
+    subs = [grid] if isinstance(grid, dict) else grid
+    if not isinstance(subs, list) or not subs or not all(
+            isinstance(g, dict) and all(isinstance(v, list) and v for v in g.values()) for g in subs):
+        sys.exit(f"error: 'grid' in {path} must be a dict of non-empty lists (or a list of such dicts)")
+    if not isinstance(base, dict):
+        sys.exit(f"error: 'base' in {path} must be a dict of train.py keys, got {type(base).__name__}")
+    if 'out_dir' in base or any('out_dir' in g for g in subs):
+        sys.exit(f"error: 'out_dir' in {path}'s grid or base: each run's is out_root/<run name>")
+    problem = data.dir_problem(out_root) if isinstance(out_root, str) else "must be a str"
+    if problem:
+        sys.exit(f"error: 'out_root' in {path} ({out_root!r}) {problem}")
+    for name, argv in runs(grid, base, out_root):   # a SLURM job's GPU is checked on its node, not here
+        try:
+            train.get_config(argv, now=opts['launcher'] != 'slurm')
+        except SystemExit as e:
+            sys.exit(f"{e.code} (sweep run {name!r} of {path})")
 
 
 def runs(grid, base, out_root):
@@ -259,9 +295,11 @@ def launch(todo, opts, out_root):
 
 def main(argv):
     grid, base, out_root, opts = load_sweep(argv)
-    os.makedirs(out_root, exist_ok=True)
     every = list(runs(grid, base, out_root))
     todo = [(n, a) for n, a in every if not os.path.exists(os.path.join(out_root, n, 'results.json'))]
+    if opts['plot_only'] and len(todo) == len(every):
+        sys.exit(f"error: sweep option 'plot_only' is True but no run under {out_root} has finished (nothing to plot)")
+    os.makedirs(out_root, exist_ok=True)
     print(f"{len(every)} runs in the grid, {len(every) - len(todo)} done, {len(todo)} to run ({opts['launcher']})")
     if not opts['plot_only'] and todo:
         launch(todo, opts, out_root)

@@ -463,12 +463,145 @@ def test_resume_check_is_derived_from_the_keys():
 
 def test_composition_keys_belong_to_calm_runs():
     assert not [k for k in train.DEFAULTS if k.startswith('calm_') or k in calm.CONFIG]
-    cfg = train.get_config([os.path.join(HERE, 'configs/calm.py')])
+    cfg = train.get_config([os.path.join(HERE, 'configs/calm.py')], now=False)   # its anchor need not exist yet
     assert {k: cfg[k] for k in calm.CONFIG}.keys() == calm.CONFIG.keys() and cfg['calm_gate'] is True
     assert 'calm_gate' not in train.get_config([os.path.join(HERE, 'configs/tool.py')])
     with pytest.raises(SystemExit, match="'calm_gate' is for arch='calm'"):
         train.get_config([os.path.join(HERE, 'configs/tool.py'), '--calm_gate=True'])
 
+
+# ----------------------------------------------------------------------------- bad input
+# Every script checks its values before any work: exit code 1, a one-line `error: ...` naming the key (the
+# last line of stderr), no traceback, nothing written. In the argv, {tmp} is the test's tmp_path, which holds
+# a file `afile`, an empty directory `empty` and the sweep configs of SWEEPS; a train.py run gets
+# --out_dir/--data_dir under it first (a case's own argv comes after, and wins).
+SWEEPS = {'sweep.py': "dict(n_embd=[32])", 'sweep_unknown.py': "dict(n_layerz=[1, 2])",
+          'sweep_heads.py': "dict(n_embd=[32, 30], n_head=[4])"}
+BAD_INPUT = [  # (script, argv, the key the error names)
+    ('train.py', ['--arch=lstm'], 'arch'),
+    ('train.py', ['--n_embd=30', '--n_head=4'], 'n_head'),
+    ('train.py', ['--device=tpu'], 'device'),
+    ('train.py', ['--warmup_iters=-5'], 'warmup_iters'),
+    ('data.py', ['people', '--num', '-5'], 'num'),
+    ('data.py', ['people', '--held_out', '1.5'], 'held_out'),
+    ('data.py', ['people', '--unseen', '-1'], 'unseen'),
+    ('data.py', ['all', '--bios_per_person', '0'], 'bios_per_person'),
+    ('data.py', ['people', '--extra', 'salary'], 'extra'),
+    ('data.py', ['all', '--data_dir', '{tmp}/afile'], 'data_dir'),
+    ('sample.py', ['--out_dir={tmp}/nowhere'], 'out_dir'),
+    ('sample.py', ['--out_dir={tmp}/empty'], 'out_dir'),
+    ('sample.py', ['--out_dir={tmp}/empty', '--max_per_split=-1'], 'max_per_split'),
+    ('sample.py', ['--out_dir={tmp}/empty', '--device=tpu'], 'device'),
+    ('sample.py', ['--out_dir={tmp}/empty', '--question='], 'question'),
+    ('db.py', ['query', 'SELECT 1', '--data_dir', '{tmp}/afile'], 'data_dir'),
+    ('db.py', ['query', ' ', '--data_dir', '{tmp}/empty'], 'sql'),
+    ('bench.py', ['data', '--num', '0'], 'num'),
+    ('bench.py', ['scan', '--threads', '-1'], 'threads'),
+    ('calm_experiment.py', ['--out={tmp}/exp', '--arch=lstm'], 'arch'),
+    ('calm_experiment.py', ['--out={tmp}/exp', '--calm_gate=yes'], 'calm_gate'),
+    ('calm_experiment.py', ['--out={tmp}/exp', '--n_people=1'], 'held_out'),   # a stage's config: train.py's check
+    ('sweep.py', ['{tmp}/sweep.py', '--launcher=ssh'], 'launcher'),
+    ('sweep.py', ['{tmp}/sweep_unknown.py'], 'n_layerz'),
+    ('sweep.py', ['{tmp}/sweep_heads.py'], 'n_head'),   # the second grid point: every point is checked first
+]
+
+
+def bad_input_dir(tmp_path):
+    (tmp_path / 'afile').write_text('not a directory')
+    (tmp_path / 'empty').mkdir()
+    for name, grid in SWEEPS.items():
+        (tmp_path / name).write_text(f"grid = {grid}\nbase = dict(max_iters=2, data_dir={str(tmp_path / 'data')!r})\n"
+                                     f"out_root = {str(tmp_path / 'sweep_out')!r}\n")
+    return sorted(str(p) for p in tmp_path.rglob('*'))
+
+
+@pytest.mark.parametrize('script, argv, key', BAD_INPUT,
+                         ids=[f"{s[:-3]}-{'_'.join(a)[:40]}" for s, a, _ in BAD_INPUT])
+def test_bad_config_input_to_any_script_is_a_one_line_error_naming_the_key(tmp_path, script, argv, key):
+    before = bad_input_dir(tmp_path)
+    first = [f'--out_dir={tmp_path}/out', f'--data_dir={tmp_path}/data'] if script == 'train.py' else []
+    r = subprocess.run([sys.executable, os.path.join(HERE, script), *first, *[a.format(tmp=tmp_path) for a in argv]],
+                       cwd=HERE, capture_output=True, text=True, timeout=120, env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    last = (r.stderr.strip().splitlines() or [''])[-1]
+    assert r.returncode != 0 and last.startswith('error: ') and key in last, r.stderr[-2000:]
+    assert 'Traceback' not in r.stderr
+    assert sorted(str(p) for p in tmp_path.rglob('*')) == before   # nothing written
+
+
+BAD_CONFIG = [  # train.py's checks in-process (get_config): (argv, the key the error names)
+    (['--learning_rate=-0.1'], 'learning_rate'), (['--batch_size=0'], 'batch_size'), (['--data_dir={tmp}/afile'], 'data_dir'),
+    (['--n_people=0'], 'n_people'), (['--n_layer=0'], 'n_layer'), (['--n_embd=48', '--n_head=16'], 'n_head'),
+    (['--held_out=1.0'], 'held_out'), (['--held_out=-0.1'], 'held_out'), (['--n_people=2', '--held_out=0.9'], 'held_out'),
+    (['--n_unseen=-1'], 'n_unseen'), (['--seed=-1'], 'seed'), (['--bios_per_person=0'], 'bios_per_person'),
+    (['--mix_qa=-1.0'], 'mix_qa'), (['--mix_qa_tool=0'], 'mix_qa_tool'), (['--bios_splits=train,test'], 'bios_splits'),
+    (['--bios_splits='], 'bios_splits'), (['--block_size=0'], 'block_size'), (['--grad_accum=0'], 'grad_accum'),
+    (['--max_iters=0'], 'max_iters'), (['--min_lr=0.1'], 'min_lr'), (['--weight_decay=-0.1'], 'weight_decay'),
+    (['--beta1=1.0'], 'beta1'), (['--beta2=-0.5'], 'beta2'), (['--grad_clip=-1'], 'grad_clip'),
+    (['--dtype=float16'], 'dtype'), (['--device=cuda:x'], 'device'), (['--device=gpu'], 'device'),
+    (['--eval_interval=0'], 'eval_interval'), (['--eval_batch=0'], 'eval_batch'), (['--eval_max=-1'], 'eval_max'),
+    (['--ckpt_interval=0'], 'ckpt_interval'), (['--log_interval=0'], 'log_interval'), (['--threads=-1'], 'threads'),
+    (['--mlp_hidden=-1'], 'mlp_hidden'), (['--arch=mamba', '--d_state=0'], 'd_state'), (['--expand=0'], 'expand'),
+    (['--out_dir='], 'out_dir'), (['--out_dir={tmp}/afile'], 'out_dir'), (['--out_dir={tmp}/afile/run'], 'out_dir'),
+    (['--init_from={tmp}/nowhere'], 'init_from'), (['--init_from={tmp}/empty'], 'init_from'),
+    (['--arch=calm'], 'anchor_dir'), (['--arch=calm', '--anchor_dir={tmp}/empty'], 'augment_dirs'),
+    (['--arch=calm', '--anchor_dir={tmp}/nowhere', '--augment_dirs={tmp}/empty'], 'anchor_dir'),
+    (['--arch=calm', '--anchor_dir=a', '--augment_dirs=b', '--connect_every=0'], 'connect_every'),
+    (['--arch=calm', '--anchor_dir=a', '--augment_dirs=b', '--calm_gate_reads=True'], 'calm_gate_reads'),
+    (['--arch=calm', '--anchor_dir=a', '--augment_dirs=b', '--init_from=c'], 'init_from'),
+]
+
+
+@pytest.mark.parametrize('argv, key', BAD_CONFIG, ids=['_'.join(a)[:50] for a, _ in BAD_CONFIG])
+def test_bad_config_values_are_named_before_any_work(tmp_path, capsys, argv, key):
+    before = bad_input_dir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        train.get_config([f'--out_dir={tmp_path}/out', f'--data_dir={tmp_path}/data',
+                          *[a.format(tmp=tmp_path) for a in argv]])
+    msg = str(e.value.code)
+    assert msg.startswith('error: ') and key in msg and '\n' not in msg, msg
+    assert sorted(str(p) for p in tmp_path.rglob('*')) == before
+
+
+BAD_OPTIONS = [  # the other scripts' own options, in-process: (module, argv, the key the error names)
+    ('sweep', ['{tmp}/sweep.py', '--max_parallel=0'], 'max_parallel'), ('sweep', ['{tmp}/sweep.py', '--nope=1'], 'nope'),
+    ('sweep', ['{tmp}/sweep.py', '--gpus=-1'], 'gpus'), ('sweep', ['{tmp}/sweep.py', '--timeout_min=0'], 'timeout_min'),
+    ('sweep', ['{tmp}/sweep.py', '--cpus=two'], 'cpus'), ('sweep', ['{tmp}/sweep.py', '--plot_only=True'], 'plot_only'),
+    ('calm_experiment', ['--out={tmp}/exp', '--calm_iters=0'], 'calm_iters'),
+    ('calm_experiment', ['--out={tmp}/exp', '--anchor_people=-1'], 'anchor_people'),
+    ('calm_experiment', ['--out={tmp}/exp', '--augment_iters=abc'], 'augment_iters'),
+    ('calm_experiment', ['--out={tmp}/exp', '--threads=-1'], 'threads'),
+    ('calm_experiment', ['--out={tmp}/afile'], 'out'),
+    ('data', ['people', '--data_dir', '{tmp}/data', '--first_year', '2000', '--last_year', '1990'], 'last_year'),
+    ('data', ['people', '--data_dir', '{tmp}/data', '--name_locales', 'xx_YY'], 'name_locales'),
+    ('data', ['people', '--data_dir', '{tmp}/afile/sub'], 'data_dir'),
+    ('db', ['create', '--data_dir', '{tmp}/nowhere'], 'data_dir'),
+    ('sample', ['--out_dir={tmp}/empty', '--tool', '--no_tool'], 'tool'),
+]
+
+
+@pytest.mark.parametrize('module, argv, key', BAD_OPTIONS, ids=[f"{m}-{'_'.join(a)[-40:]}" for m, a, _ in BAD_OPTIONS])
+def test_bad_config_options_of_the_other_scripts_are_named(tmp_path, module, argv, key):
+    before = bad_input_dir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        {'sweep': sweep, 'calm_experiment': calm_experiment, 'data': data, 'db': db, 'sample': sample}[module].main(
+            [a.format(tmp=tmp_path) for a in argv])
+    msg = str(e.value.code)
+    assert msg.startswith('error: ') and key in msg and '\n' not in msg, msg
+    assert sorted(str(p) for p in tmp_path.rglob('*')) == before
+
+
+def test_every_shipped_config_passes_the_checks():
+    for path in sorted(glob.glob(os.path.join(HERE, 'configs', '*.py'))):
+        if 'sweep' in os.path.basename(path):
+            sweep.load_sweep([path, '--launcher=slurm'])   # every grid point's config is checked
+        else:
+            train.get_config([path], now=False)   # configs/calm.py's anchor is made by calm_experiment.py's stages
+    with pytest.raises(SystemExit, match="'device'.*GPU"):
+        if not torch.cuda.is_available():
+            train.get_config(['--device=cuda'])
+        else:
+            train.get_config([f'--device=cuda:{torch.cuda.device_count()}'])
+    assert train.get_config(['--device=cuda'], now=False)['device'] == 'cuda'   # e.g. a SLURM sweep's login node
 
 # ----------------------------------------------------------------------------- training runs
 TINY = ['--n_people=30', '--n_unseen=5', '--n_layer=1', '--n_embd=32', '--n_head=2', '--block_size=256',

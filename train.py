@@ -179,11 +179,11 @@ def check_config(cfg, now=True):
         bad('bios_splits', f"a comma list of {data.SPLITS}")
     problem = sample.device_problem(cfg['device'], here=now)
     if problem:
-        sys.exit(f"error: config key 'device' {problem}, got {cfg['device']!r}")
+        sys.exit(f"error: config key 'device' ({cfg['device']!r}) {problem}")
     for key, path in (('out_dir', cfg['out_dir']), ('data_dir', data.dir_of(cfg))):
         problem = data.dir_problem(path)
         if problem:
-            sys.exit(f"error: config key {key!r} {problem}, got {path!r}")
+            sys.exit(f"error: config key {key!r} ({path!r}) {problem}")
 
     def run_problem(path):  # why path names no trained run (an out_dir with checkpoints, or a checkpoint file)
         if not os.path.exists(path):
@@ -203,7 +203,7 @@ def check_config(cfg, now=True):
     for key, path in inputs if now else []:
         problem = run_problem(path)
         if problem:
-            sys.exit(f"error: config key {key!r} {problem}, got {path!r}")
+            sys.exit(f"error: config key {key!r} ({path!r}) {problem}")
     anchor_cfg = os.path.join(cfg['anchor_dir'], 'config.json') if cfg['arch'] == 'calm' and now else ''
     if os.path.isfile(anchor_cfg):  # the cross-attention's heads split the anchor's width
         d = json.load(open(anchor_cfg)).get('n_embd', 0)
