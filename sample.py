@@ -132,21 +132,29 @@ def is_right(answer, gold):
     return a.endswith(gold) and (len(a) == len(gold) or not a[-len(gold) - 1].isalnum())
 
 
-def evaluate(model, cfg, data_dir, max_per_split=0, rank=0, world=1, splits=data.SPLITS):
-    """Recall per split (of `splits`): the fraction of questions answered right (is_right). Under DDP each
-    rank answers every world-th question and the counts are summed."""
-    result = {}
+def evaluate(model, cfg, data_dir, max_per_split=0, rank=0, world=1, splits=data.SPLITS, count=is_right):
+    """Recall per split (of `splits`): the fraction of questions answered right (count: is_right, or
+    several counts as a dict {name: function} -> {name: recall per split}). Under DDP each rank answers
+    every world-th question and the counts are summed."""
+    counts = count if isinstance(count, dict) else {None: count}
+    result = {name: {} for name in counts}
     for split, qs in eval_questions(data_dir, cfg['tool'], max_per_split).items():
         if split not in splits:
             continue
         mine = qs[rank::world]
         answers = answer(model, [q for q, _ in mine], tool=cfg['tool'],
                          db_path=os.path.join(data_dir, DB_FILE), batch_size=cfg['eval_batch'])
-        hits = torch.tensor([sum(is_right(a['answer'], gold) for (_, gold), a in zip(mine, answers)), len(mine)])
-        if world > 1:
-            torch.distributed.all_reduce(hits)
-        result[split] = (hits[0] / hits[1]).item() if hits[1] else None
-    return result
+        for name, right in counts.items():
+            hits = torch.tensor([sum(right(a['answer'], gold) for (_, gold), a in zip(mine, answers)), len(mine)])
+            if world > 1:
+                torch.distributed.all_reduce(hits)
+            result[name][split] = (hits[0] / hits[1]).item() if hits[1] else None
+    return result if isinstance(count, dict) else result[None]
+
+
+def contains(answer, gold):
+    """The count of results before 2026-12-02: the answer contains the gold value anywhere."""
+    return gold in answer
 
 
 def device_problem(name, here=True):

@@ -646,7 +646,8 @@ def train(cfg):
 
     # final evaluation on every question of every split
     raw.eval()
-    recall = sample.evaluate(raw, cfg, data_dir, 0, rank, world)
+    both = sample.evaluate(raw, cfg, data_dir, 0, rank, world, count={'strict': sample.is_right, 'contains': sample.contains})
+    recall = both['strict']
     meta = data.load_meta(data_dir)
     n_trained_people = meta['splits']['train']
     n_facts = n_trained_people * len(meta['attributes'])
@@ -659,6 +660,8 @@ def train(cfg):
                'exposures_per_fact': exposures_per_fact(packer), 'stop_reason': stopper.reason or 'max_iters',
                'arch': cfg['arch'], 'tool': cfg['tool'], 'n_people': cfg['n_people'], 'seed': cfg['seed']}
     results['recall'] = {'trained': recall['train'], 'held_out': recall['held_out'], 'unseen': recall['unseen']}
+    results['recall_contains_count'] = {'trained': both['contains']['train'], 'held_out': both['contains']['held_out'],
+                                        'unseen': both['contains']['unseen']}   # the count before 2026-12-02
     if master:
         log({'step': step, 'recall': recall, 'exposures_per_fact': results['exposures_per_fact']})
         with open(os.path.join(out_dir, 'results.json'), 'w') as f:
