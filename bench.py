@@ -5,7 +5,7 @@ Benchmarks: figures and ratios measured side by side in one run (never timed ass
     python bench.py train [--nanogpt ../nanoGPT/model.py]   # training tokens/s and FLOP/s against the matmul rate,
                                            # packed rows against one-dialog rows, nanoGPT, Mamba against Transformer
     python bench.py generate               # KV-cache decoding against recomputation; recall eval time
-    python bench.py scan [--threads 1]     # selective scan: torch backend against the sequential loop
+    python bench.py scan [--threads 1]     # selective scan: cpp and torch backends against the sequential loop
 
 scan: Shapes as in a small Mamba layer: batch 4, dim 256, d_state 16, inputs as the mixer passes them at init
 (delta_bias + softplus, D, z). Every measurement runs in a fresh process (spawned), so that its peak memory
@@ -14,6 +14,8 @@ the call touches: temporaries, saved tensors and gradients. On CUDA, torch.cuda.
 fwd is under torch.no_grad(); fwd+bwd includes the backward to all inputs. Times are medians of 5 calls
 (3 for the loop, a single call for the loop at l=4096). On a machine busy with other jobs, use threads=1:
 with 2 threads every large op waits for the descheduled thread and the torch backend looks 5-10x slower.
+After the table, the cpp backend's time at l=1024 is set against its memory floor: the bytes it must read
+and write (inputs, outputs, gradients) at the bandwidth of a large tensor copy measured in the same run.
 """
 import argparse
 import concurrent.futures
@@ -326,18 +328,45 @@ def _measure(impl, device, l, backward, reps, threads, b=4, d=256, n=16):
     return statistics.median(times) * 1e3, peak
 
 
+def _copy_bandwidth(threads, mb=256, reps=5):
+    """Bytes/s of a large tensor copy (read + write), the memory rate the scan is set against."""
+    torch.set_num_threads(threads)
+    src = torch.randn(mb * 2**20 // 4)
+    dst = torch.empty_like(src)
+    times = []
+    for _ in range(reps + 1):  # the first copy also faults the pages in
+        t = time.perf_counter()
+        dst.copy_(src)
+        times.append(time.perf_counter() - t)
+    return 2 * src.numel() * 4 / min(times[1:])
+
+
+def _scan_bytes(b, d, l, n, backward):
+    """Bytes a scan call must touch at least, in fp32: the forward reads u, delta, z (b, d, l) and B, C (b, n, l)
+    and writes y; the backward reads them again with the output's gradient and writes the gradients of
+    u, delta, z, B, C (A, D, delta_bias and the saved chunk states are small)."""
+    fwd = 4 * b * d * l + 2 * b * n * l
+    bwd = 7 * b * d * l + 4 * b * n * l
+    return 4 * (fwd + (bwd if backward else 0))
+
+
 def bench_scan(lengths=(256, 1024, 4096), threads=None):
     threads = threads or torch.get_num_threads()
     import ssm_triton
-    impls = [("ref", "cpu"), ("torch", "cpu"), ("torch-recompute", "cpu")]  # the last with TORCH_SAVE_MB = 0
+    # compile the cpp backend (or load its cached build) before any timing; it prints its compile time
+    cpp = ["cpp"] if ssm_triton._cpp_ops() is not None else []
+    impls = [("ref", "cpu"), *[(name, "cpu") for name in cpp], ("torch", "cpu"), ("torch-recompute", "cpu")]
     if torch.cuda.is_available():
         impls += [(name, "cuda") for name in ("triton", "mamba_ssm") if name in ssm_triton.available_backends()]
     load = os.getloadavg()[0]
     print(f"selective scan, batch 4, dim 256, d_state 16, {threads} CPU threads, "
           f"load average {load:.1f} on {os.cpu_count()} cores" + (" (busy: times inflated)" if load > 1 else ""))
+    if not cpp:
+        print(f"(no cpp backend: {ssm_triton._CPP['error']})")
     print(f"{'L':>5} {'impl':>20} {'fwd ms':>9} {'fwd+bwd ms':>11} {'x ref fwd':>10} {'x ref f+b':>10} "
           f"{'peak MB fwd':>12} {'peak MB f+b':>12}")
     spawn = multiprocessing.get_context("spawn")
+    times = {}
     for l in lengths:
         ref = None
         for impl, device in impls:
@@ -349,8 +378,21 @@ def bench_scan(lengths=(256, 1024, 4096), threads=None):
                     row.append(pool.submit(_measure, impl, device, l, backward, reps, threads).result())
             (tf, mf), (tb, mb) = row
             ref = ref or (tf, tb)
+            times[impl, l] = (tf, tb)
             print(f"{l:>5} {impl + ' ' + device:>20} {tf:>9.1f} {tb:>11.1f} {ref[0] / tf:>10.1f} {ref[1] / tb:>10.1f} "
                   f"{mf:>12.0f} {mb:>12.0f}")
+    if cpp and 1024 in lengths:
+        (rf, rb), (cf, cb) = times["ref", 1024], times["cpp", 1024]
+        print(f"\ncpp against the loop at L=1024: {rf / cf:.0f}x fwd, {rb / cb:.0f}x fwd+bwd (goal: >= 50x fwd+bwd)")
+        with concurrent.futures.ProcessPoolExecutor(1, mp_context=spawn) as pool:
+            bw = pool.submit(_copy_bandwidth, threads).result()
+        for what, ms, backward in (("fwd", cf, False), ("fwd+bwd", cb, True)):
+            nbytes = _scan_bytes(4, 256, 1024, 16, backward)
+            print(f"cpp {what:>7} at L=1024: must touch {nbytes / 2**20:.0f} MB in {ms:.1f} ms = "
+                  f"{nbytes / ms / 1e6:.1f} GB/s; a 256 MB copy here: {bw / 1e9:.1f} GB/s, so the memory floor is "
+                  f"{nbytes / bw * 1e3:.1f} ms and the scan takes {ms / (nbytes / bw * 1e3):.1f}x that")
+        print("(the rest is arithmetic: one exp per state element and step, 2 x 4 x 256 x 1024 x 16 = 34M of them "
+              "with the backward's recomputation, and ~30 multiply-adds per element in all)")
 
 
 def main(argv=None):

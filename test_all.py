@@ -304,6 +304,184 @@ def test_run_sql_never_raises_on_random_sql_like_token_soup(data_dir, words):
     assert os.path.getmtime(path) == before
 
 
+import random
+
+
+def sql_repeat(c, n):
+    """SQL for a string of n copies of the character c, built with nested replace() (printf is denied)."""
+    s, size = f"'{c * 10}'", 10
+    while size < n:
+        s, size = f"replace({s}, '{c}', '{c * 10}')", size * 10
+    return f"substr({s}, 1, {n})"
+
+
+A, A5000, B = sql_repeat('a', 950), sql_repeat('a', 5000), sql_repeat('b', 95)  # 950 + a name fits MAX_LENGTH
+CTE_EXPANSION = "WITH a0(x) AS (SELECT 1)" + ''.join(
+    f", a{i}(x) AS (SELECT (SELECT x FROM a{i - 1}) + (SELECT x FROM a{i - 1}))" for i in range(1, 16)) + " SELECT x FROM a15"
+FLATTENING = "SELECT 1 x"
+for _ in range(8):
+    FLATTENING = f"SELECT x+x+x+x+x x FROM ({FLATTENING})"
+# Queries whose time goes into single SQLite steps, which the deadline check between steps cannot stop: one
+# function call, compiling, one sort. Before db.py bounded that work, printf_repeat_char took 9 s,
+# like_long_pattern_per_row 1.4 s, cte_expansion 0.35 s, glob_class_per_row 0.26 s, subquery_flattening 0.12 s.
+SLOW_IN_ONE_STEP = {
+    'printf_repeat_char': "SELECT printf('%.*c', 2147483647, 'x')",
+    'format_width_precision': "SELECT format('%*.*c', 2147483647, 2147483647, 'x')",
+    'printf_float_precision': "SELECT printf('%!.9999999g', 1.5) || printf('%.*f', 2147483647, 1e308)",
+    'glob_class_long': f"SELECT glob('*[' || {A5000} || ']b', {A5000})",
+    'glob_class_per_row': f"SELECT count(*) FROM people a, people b WHERE glob('*[' || {B} || ']b', {A} || a.name)",
+    'like_long_pattern_per_row': f"SELECT count(*) FROM people a, people b WHERE ({A5000} || a.name) LIKE '%' || {A5000}",
+    'like_pattern_per_row': f"SELECT count(*) FROM people a, people b WHERE ({A} || a.name) LIKE '%' || {B} || b.name",
+    'like_wildcards_per_row':
+        f"SELECT count(*) FROM people a, people b WHERE ({A} || a.name) LIKE replace({B}, 'b', '%a') || b.name",
+    'like_escape': f"SELECT count(*) FROM people WHERE {A} || name LIKE replace({B}, 'b', 'a%') || 'x' ESCAPE 'x'",
+    'instr_per_row': f"SELECT count(*) FROM people a, people b WHERE instr({A} || a.name, substr({A}, 1, 475) || b.name)",
+    'replace_per_row': f"SELECT count(*) FROM people a, people b WHERE replace({A} || a.name, substr({A}, 400) || 'b', b.name)",
+    'replace_nested': f"SELECT length(replace(replace(replace(replace({A}, 'a', 'aa'), 'a', 'aa'), 'a', 'aa'), 'a', 'aa'))",
+    'trim_per_row': f"SELECT count(*) FROM people a, people b WHERE trim({A} || a.name, substr({B}, 1, 80) || 'a')",
+    'case_and_code_per_row': f"SELECT count(*) FROM people a, people b WHERE upper({A} || a.name) IS NULL OR "
+                             f"lower({A} || b.name) IS NULL OR soundex({A} || a.name) OR unicode({A}) OR quote({A} || b.name)",
+    'json_deep': f"SELECT json_valid(replace({A}, 'a', '[')), json_extract('[1]', '$' || replace({B}, 'b', '[0]'))",
+    'group_concat_join': "SELECT length(group_concat(a.name || b.name)) FROM people a, people b",
+    'recursive_string': "WITH RECURSIVE c(n, s) AS (SELECT 0, 'a' UNION ALL SELECT n + 1, substr(s || s || n, 1, 999) "
+                        "FROM c) SELECT max(length(s)) FROM c",
+    'cte_expansion': CTE_EXPANSION,
+    'subquery_flattening': FLATTENING,
+    'big_sort': "SELECT a.name FROM people a, people b, (SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3) ORDER BY random()",
+}
+
+
+def timed_answer(q, path):
+    """run_sql's answer and its time; a slow answer is timed once more, as another process may have had the CPU
+    (with a space appended: the query compiles again, were prepared statements cached)."""
+    for retry in range(2):
+        t0 = time.perf_counter()
+        out = db.run_sql(q + ' ' * retry, path)
+        dt = time.perf_counter() - t0
+        if dt < 0.1:
+            break
+    return out, dt
+
+
+@pytest.mark.parametrize('q', list(SLOW_IN_ONE_STEP.values()), ids=list(SLOW_IN_ONE_STEP))
+def test_run_sql_bounds_the_work_of_one_step(data_dir, q):
+    path = os.path.join(data_dir, db.DB_FILE)
+    before, files = file_hash(path), sorted(os.listdir(data_dir))
+    db.run_sql('SELECT 1', path)  # opening the connection is not the query's time
+    out, dt = timed_answer(q, path)
+    assert isinstance(out, str) and len(out) <= db.MAX_CHARS
+    assert dt < 0.1, f"{dt * 1000:.0f} ms, {out!r}"
+    assert file_hash(path) == before and sorted(os.listdir(data_dir)) == files
+
+
+FUZZ_NUMBERS = ['0', '1', '-1', '3', '100', '999', '99999999', '2147483647', '-2147483648', '9223372036854775807',
+                '1e308', '0.5', 'NULL']
+FUZZ_BIG = ['999', '100000', '99999999', '2147483647', '-2147483648']
+FUZZ_STRINGS = ["''", "'a'", "'%'", "'_'", "'%a%'", "'*'", "'[a-z]*'", "'Ada'", "'[1,[2,{\"a\":3}]]'", "'$.a'"]
+FUZZ_FORMATS = ['%.*c', '%*.*s', '%.*f', '%*s', '%!.*g', '%0*d', '%.*q', '%,d', '%!.9999999g', '%.*z%.*c']
+FUZZ_FUNCTIONS = {  # name: the argument counts to try
+    'printf': (2, 3), 'format': (2, 3), 'substr': (2, 3), 'replace': (3,), 'instr': (2,), 'like': (2, 3),
+    'glob': (2,), 'trim': (1, 2), 'ltrim': (2,), 'upper': (1,), 'lower': (1,), 'hex': (1,), 'quote': (1,),
+    'unicode': (1,), 'soundex': (1,), 'length': (1,), 'char': (1, 3), 'round': (2,), 'abs': (1,),
+    'coalesce': (2, 3), 'iif': (3,), 'nullif': (2,), 'json_array': (1, 3), 'json_extract': (2,),
+    'json_quote': (1,), 'json_valid': (1,), 'strftime': (2,), 'zeroblob': (1,), 'randomblob': (1,), 'typeof': (1,),
+}
+FUZZ_AGGREGATES = ['count', 'group_concat', 'max', 'min', 'sum', 'total', 'json_group_array']
+FUZZ_COLUMNS = ['name', 'birth_place', 'occupation', 'current_address', 'birth_date', 'id']
+FUZZ_OPS = ['||', '+', '*', 'LIKE', 'GLOB', '=', '<', 'AND', 'OR', 'COLLATE NOCASE =']
+FUZZ_NOISE = ['SELECT', 'FROM', 'WHERE', 'people', ',', '(', ')', ';', "'", 'DELETE', 'ATTACH', 'PRAGMA', 'UNION']
+
+
+def fuzz_hostile_call(r, sub):
+    """A call one evaluation of which could be long: huge widths and precisions, long strings and patterns."""
+    big, long = lambda: r.choice(FUZZ_BIG), lambda: sql_repeat(r.choice('a%_*b'), r.choice([100, 999, 5000]))
+    k = r.randrange(8)
+    if k == 0:
+        return f"{r.choice(['printf', 'format'])}('{r.choice(FUZZ_FORMATS)}', {big()}, {big()}, {sub()})"
+    if k == 1:
+        return f"({long()} || {sub()}) {r.choice(['LIKE', 'GLOB'])} ({long()} || 'b')"
+    if k == 2:
+        return f"glob('*[' || {long()} || ']b', {long()} || {sub()})"
+    if k == 3:
+        extra = f", {sub()}" if r.random() < 0.5 else ''
+        return f"{r.choice(['instr', 'replace', 'trim', 'ltrim'])}({long()} || {sub()}, {long()} || 'b'{extra})"
+    if k == 4:
+        f = r.choice(['upper', 'lower', 'quote', 'hex', 'soundex', 'unicode', 'json_quote', 'json_valid'])
+        return f"{f}({long()} || {sub()})"
+    if k == 5:
+        return f"substr({long()}, {big()}, {big()})"
+    if k == 6:
+        return f"char({', '.join(r.choice(['1114111', big()]) for _ in range(r.randint(1, 20)))})"
+    return "'" + r.choice('a%_') * r.choice([50, 500, 2000]) + "'"  # a long literal (2000: too long a query)
+
+
+def fuzz_expr(r, cols, depth=3):
+    u = r.random()
+    if depth == 0 or u < 0.25:  # a leaf
+        v = r.random()
+        return r.choice(cols) if cols and v < 0.4 else r.choice(FUZZ_NUMBERS) if v < 0.7 else r.choice(FUZZ_STRINGS)
+    sub = lambda: fuzz_expr(r, cols, depth - 1)
+    if u < 0.45:
+        return fuzz_hostile_call(r, sub)
+    if u < 0.75:
+        name = r.choice(list(FUZZ_FUNCTIONS))
+        return f"{name}({', '.join(sub() for _ in range(r.choice(FUZZ_FUNCTIONS[name])))})"
+    if u < 0.9:
+        return f"({sub()} {r.choice(FUZZ_OPS)} {sub()})"
+    if u < 0.95:
+        return f"CASE WHEN {sub()} THEN {sub()} ELSE {sub()} END"
+    return f"(SELECT {fuzz_expr(r, FUZZ_COLUMNS, depth - 1)} FROM people LIMIT 1)"
+
+
+def fuzz_query(r, names):
+    u, cols = r.random(), FUZZ_COLUMNS
+    if u < 0.2:
+        q = f"SELECT {fuzz_expr(r, [])}" + (f", {fuzz_expr(r, [])}" if r.random() < 0.3 else '')
+    elif u < 0.55:
+        q = f"SELECT {fuzz_expr(r, cols, 2)} FROM people"
+        q += f" WHERE {fuzz_expr(r, cols, 2)}" if r.random() < 0.6 else ''
+        q += f" ORDER BY {fuzz_expr(r, cols, 1)}" if r.random() < 0.3 else ''
+        q += f" LIMIT {r.choice(FUZZ_NUMBERS)}" if r.random() < 0.3 else ''
+    elif u < 0.67:
+        q = f"SELECT {r.choice(FUZZ_AGGREGATES)}({fuzz_expr(r, cols, 2)}) FROM people"
+        q += f" WHERE {fuzz_expr(r, cols, 1)}" if r.random() < 0.5 else ''
+    elif u < 0.8:  # the tool's own query, for a real or a made-up name
+        name = "'%s'" % r.choice(names).replace("'", "''") if r.random() < 0.7 else fuzz_expr(r, [], 1)
+        q = f"SELECT {r.choice(cols)} FROM people WHERE name = {name}"
+    elif u < 0.84:  # a join of 48,400 rows, each of which calls the functions again
+        cols = [f'{t}.{c}' for t in 'ab' for c in FUZZ_COLUMNS]
+        q = f"SELECT count(*), {fuzz_expr(r, cols, 1)} FROM people a, people b WHERE {fuzz_expr(r, cols, 2)}"
+    elif u < 0.87:  # a recursive CTE, bounded or not
+        q = (f"WITH RECURSIVE c(x) AS (SELECT {fuzz_expr(r, [], 1)} UNION ALL SELECT {fuzz_expr(r, ['x'], 2)} FROM c"
+             f"{r.choice(['', ' LIMIT 100', ' LIMIT 100000'])}) SELECT {r.choice(FUZZ_AGGREGATES)}(x) FROM c")
+    elif u < 0.92:
+        q = f"SELECT {fuzz_expr(r, cols, 2)} FROM people ORDER BY {fuzz_expr(r, cols, 2)} LIMIT 3"
+    else:  # keywords and punctuation spliced in
+        words = fuzz_query(r, names).split(' ')
+        for _ in range(r.randint(1, 3)):
+            words.insert(r.randrange(len(words) + 1), r.choice(FUZZ_NOISE))
+        q = ' '.join(words)
+    return q
+
+
+@pytest.mark.parametrize('seed', [0, 1, 2])
+def test_run_sql_bounds_random_hostile_queries(data_dir, seed):
+    path = os.path.join(data_dir, db.DB_FILE)
+    before, files = file_hash(path), sorted(os.listdir(data_dir))
+    names = [p['name'] for p in data.read_jsonl(os.path.join(data_dir, 'people.jsonl'))]
+    r = random.Random(seed)
+    db.run_sql('SELECT 1', path)  # opening the connection is not the query's time
+    answered = 0
+    for _ in range(2000):
+        q = fuzz_query(r, names)
+        out, dt = timed_answer(q, path)
+        assert isinstance(out, str) and len(out) <= db.MAX_CHARS, q
+        assert dt < 0.1, f"{dt * 1000:.0f} ms: {q}"
+        answered += not out.startswith('error:')
+    assert answered >= 500, answered  # a quarter parse and run: the fuzz does not just bounce off the parser
+    assert file_hash(path) == before and sorted(os.listdir(data_dir)) == files
+
+
 def test_db_cli_reports_missing_files(tmp_path):
     with pytest.raises(SystemExit, match='not found'):
         db.create(str(tmp_path))
@@ -548,6 +726,8 @@ BAD_CONFIG = [  # train.py's checks in-process (get_config): (argv, the key the 
     (['--arch=calm', '--anchor_dir=a', '--augment_dirs=b', '--connect_every=0'], 'connect_every'),
     (['--arch=calm', '--anchor_dir=a', '--augment_dirs=b', '--calm_gate_reads=True'], 'calm_gate_reads'),
     (['--arch=calm', '--anchor_dir=a', '--augment_dirs=b', '--init_from=c'], 'init_from'),
+    (['--lr_decay=linear'], 'lr_decay'), (['--stop_recall=1.5'], 'stop_recall'),
+    (['--stop_patience=-1'], 'stop_patience'), (['--max_exposures=-1.0'], 'max_exposures'),
 ]
 
 
@@ -588,6 +768,26 @@ def test_bad_config_options_of_the_other_scripts_are_named(tmp_path, module, arg
     msg = str(e.value.code)
     assert msg.startswith('error: ') and key in msg and '\n' not in msg, msg
     assert sorted(str(p) for p in tmp_path.rglob('*')) == before
+
+
+def test_bad_config_calm_heads_must_split_the_anchors_width(tmp_path):
+    for run in ('anchor', 'augment'):   # what check_config reads of a run: its checkpoint names and config.json
+        (tmp_path / run).mkdir()
+        (tmp_path / run / 'ckpt_00000001.pt').write_bytes(b'')
+        (tmp_path / run / 'config.json').write_text(json.dumps({'n_embd': 24}))
+    argv = ['--arch=calm', f'--anchor_dir={tmp_path}/anchor', f'--augment_dirs={tmp_path}/augment',
+            f'--out_dir={tmp_path}/out', f'--data_dir={tmp_path}/data']
+    assert train.get_config(argv + ['--n_head=3'])['n_head'] == 3   # 24 / 3 = 8 per head
+    for n_head in (5, 8):   # not a divisor; an odd head width (3)
+        with pytest.raises(SystemExit, match="'n_head'.*anchor's width"):
+            train.get_config(argv + [f'--n_head={n_head}'])
+
+
+def test_bad_config_every_key_has_a_check():
+    """A new key of train.py (or calm.py) needs a line in train.RANGES or in check_config: only bools take any value."""
+    ranged = {k for keys, _, _ in train.RANGES for k in keys}
+    own_lines = {'out_dir', 'data_dir', 'device', 'bios_splits', 'init_from', 'anchor_dir', 'augment_dirs'}
+    assert set(train.KEYS) - ranged - own_lines == {k for k, v in train.KEYS.items() if type(v) is bool}
 
 
 def test_every_shipped_config_passes_the_checks():
@@ -867,6 +1067,9 @@ def test_mamba_trains_through_train_py(tmp_path, tiny_data):
 
 
 # ----------------------------------------------------------------------------- selective scan (ssm_triton.py)
+import random
+import shutil
+
 import ssm_triton
 from ssm_triton import selective_scan, selective_scan_ref
 
@@ -876,6 +1079,9 @@ NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
 # the torch backend too, except when a chunk's cumulative log-decay S nears its bound of 60: exp(S_t)*exp(-S_s)
 # then rounds S to ~60*6e-8, ~4e-6 relative, seen up to 1.5e-5 on a gradient summed with cancellation (D).
 # 1e-4 leaves a margin of ~7 over that and is still far below what any wrong formula or index produces.
+# The cpp backend runs the fp32 recurrence with its own exp2 (rel. error ~2e-7 per decay) and fuses softplus,
+# D and z: measured up to ~2e-6 (on the shapes below, the worst where dt may be negative, without softplus),
+# so the same TOL holds with a margin of ~50.
 TOL = 1e-4
 
 
@@ -927,13 +1133,13 @@ CASES = [
 
 @pytest.mark.parametrize("save_mb", [0, 256], ids=["recompute", "saved"])  # the backward's two ways to its states
 @pytest.mark.parametrize("b, d, l, n, groups, extras, softplus", CASES)
-def test_torch_backend_matches_ref(monkeypatch, b, d, l, n, groups, extras, softplus, save_mb):
+def test_scan_torch_backend_matches_ref(monkeypatch, b, d, l, n, groups, extras, softplus, save_mb):
     monkeypatch.setattr(ssm_triton, "TORCH_CHUNK", 16)
     monkeypatch.setattr(ssm_triton, "TORCH_SAVE_MB", save_mb)
     assert_matches_ref("torch", b, d, l, n, groups, extras, softplus)
 
 
-def test_torch_backend_backward_twice():
+def test_scan_torch_backend_backward_twice():
     # the first backward consumes (overwrites) the states the forward saved; a second one must recompute them
     xs = {k: v.float().requires_grad_() for k, v in make_inputs(2, 4, 40, 16).items()}
     y = selective_scan(**xs, delta_softplus=True, backend="torch")
@@ -944,7 +1150,7 @@ def test_torch_backend_backward_twice():
 
 
 @pytest.mark.parametrize("b, d, l, n, groups, extras, softplus", CASES)
-def test_triton_backend_matches_ref(monkeypatch, b, d, l, n, groups, extras, softplus):
+def test_scan_triton_backend_matches_ref(monkeypatch, b, d, l, n, groups, extras, softplus):
     if not ssm_triton.HAS_TRITON:
         pytest.skip("triton is not importable")
     if not ssm_triton.TRITON_INTERPRET:
@@ -954,12 +1160,12 @@ def test_triton_backend_matches_ref(monkeypatch, b, d, l, n, groups, extras, sof
 
 
 @pytest.mark.parametrize("save_mb", [0, 256], ids=["recompute", "saved"])
-def test_torch_backend_long_sequence(monkeypatch, save_mb):
+def test_scan_torch_backend_long_sequence(monkeypatch, save_mb):
     monkeypatch.setattr(ssm_triton, "TORCH_SAVE_MB", save_mb)
     assert_matches_ref("torch", 2, 8, 2048, 16, 2, True, True)
 
 
-def test_torch_backend_strong_decay(monkeypatch):
+def test_scan_torch_backend_strong_decay(monkeypatch):
     # |delta * A| up to ~100 per step: chunks shrink to single clamped steps, still exact to fp32
     monkeypatch.setattr(ssm_triton, "TORCH_CHUNK", 16)
     inputs = make_inputs(2, 4, 40, 16, None, softplus=True)
@@ -972,7 +1178,125 @@ def test_torch_backend_strong_decay(monkeypatch):
         assert (x.double() - want).abs().max() <= TOL * want.abs().max()
 
 
-def test_output_dtype_follows_u():
+# ---- the cpp backend (scan_cpu.cpp, compiled on first use): it must build where a compiler and ninja are
+# found, so these tests fail rather than skip on a build error
+def need_cpp():
+    try:
+        import ninja  # noqa: F401  (its binary need not be on PATH: ssm_triton adds it)
+    except ImportError:
+        if not shutil.which('ninja'):
+            pytest.skip("no ninja: the cpp backend cannot be built here")
+    if not shutil.which(os.environ.get('CXX', 'c++')):
+        pytest.skip("no C++ compiler: the cpp backend cannot be built here")
+    assert ssm_triton._cpp_ops() is not None, ssm_triton._CPP['error']
+
+
+def random_case(seed):
+    """A random shape (b, d, l, n, groups, D/z/delta_bias, softplus) and chunk: l often not a multiple of the
+    chunk, chunks not multiples of 8 (the kernels' 8-step blocks then end in single steps), n in and beyond
+    the specialized widths (n <= 32 and 64; n = 40 takes the run-time width)."""
+    r = random.Random(seed)
+    groups = r.choice([None, 1, 2, 3])
+    d = (groups or 1) * r.randint(1, 5)
+    case = (r.randint(1, 3), d, r.randint(1, 150), r.choice([1, 5, 8, 16, 17, 40]), groups,
+            r.random() < 0.7, r.random() < 0.7)
+    return case, r.choice([3, 12, 16, 64])
+
+
+CPP_CASES = CASES + [
+    (1, 4, 1, 16, None, True, True),      # l = 1
+    (2, 4, 45, 40, 2, True, False),       # n = 40: the run-time vector count
+    (1, 3, 30, 24, None, True, True),     # n = 24: three vectors
+    (2, 64, 37, 16, 2, True, True),       # several channels per block in the backward's B/C partial sums
+]
+
+
+@pytest.mark.parametrize("b, d, l, n, groups, extras, softplus", CPP_CASES)
+def test_scan_cpp_backend_matches_ref(monkeypatch, b, d, l, n, groups, extras, softplus):
+    need_cpp()
+    monkeypatch.setattr(ssm_triton, "CPP_CHUNK", 16)
+    assert_matches_ref("cpp", b, d, l, n, groups, extras, softplus)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_scan_cpp_backend_random_shapes_match_ref(monkeypatch, seed):
+    need_cpp()
+    case, chunk = random_case(seed)
+    monkeypatch.setattr(ssm_triton, "CPP_CHUNK", chunk)
+    assert_matches_ref("cpp", *case)
+
+
+def test_scan_cpp_backend_long_sequence():
+    # l = 2048 with the default chunk of 64, grouped B/C, n = 16: 32 chunks, the state carried through all
+    need_cpp()
+    assert_matches_ref("cpp", 2, 8, 2048, 16, 2, True, True)
+
+
+def test_scan_cpp_backend_strong_decay_and_large_deltas():
+    # |delta * A| up to ~100 per step (the exp2 clamps at 2^-125), and softplus past torch's threshold of 20
+    need_cpp()
+    inputs = make_inputs(2, 4, 40, 16, None, softplus=True)
+    inputs["delta"] = inputs["delta"] * 3 + 2
+    inputs["delta"][0, 0, 5:9] = 25.0
+    inputs["A"] = inputs["A"] * 20
+    ref = scan_and_grads(selective_scan_ref, inputs, torch.float64, True)
+    got = scan_and_grads(selective_scan, inputs, torch.float32, True, backend="cpp")
+    for x, want in [(got[0], ref[0]), (got[1], ref[1])] + [(got[2][k], ref[2][k]) for k in NAMES]:
+        assert torch.isfinite(x).all()
+        assert (x.double() - want).abs().max() <= TOL * want.abs().max()
+
+
+def test_scan_cpp_backend_is_deterministic_across_runs():
+    # the grouped B/C gradients are summed per channel block, then over blocks: no races, no atomics, so
+    # two runs give identical bits (with several threads and several blocks per group)
+    need_cpp()
+    inputs = make_inputs(2, 32, 100, 16, 2)
+    runs = [scan_and_grads(selective_scan, inputs, torch.float32, True, backend="cpp") for _ in range(2)]
+    assert torch.equal(runs[0][0], runs[1][0])
+    assert all(torch.equal(runs[0][2][k], runs[1][2][k]) for k in NAMES)
+
+
+def test_scan_cpp_backend_is_the_cpu_default_for_fp32(monkeypatch):
+    need_cpp()
+    monkeypatch.delenv("SSM_BACKEND", raising=False)
+    xs = {k: v.float() for k, v in make_inputs(1, 4, 10, 16).items()}
+    selective_scan(**xs, delta_softplus=True)
+    assert ssm_triton.LAST_BACKEND == "cpp"
+    selective_scan(**make_inputs(1, 4, 10, 16), delta_softplus=True)   # fp64: the torch backend computes in fp64
+    assert ssm_triton.LAST_BACKEND == "torch"
+    xs["u"] = xs["u"].bfloat16()
+    out = selective_scan(**xs, delta_softplus=True, backend="cpp")
+    want = selective_scan_ref(**xs, delta_softplus=True)
+    assert out.dtype == torch.bfloat16 and torch.allclose(out.float(), want.float(), rtol=1e-2, atol=1e-2)
+    monkeypatch.setenv("SSM_BACKEND", "cpp")
+    selective_scan(**make_inputs(1, 4, 10, 16), delta_softplus=True)    # forced: fp64 computed in fp32
+    assert ssm_triton.LAST_BACKEND == "cpp"
+
+
+def test_scan_cpp_build_failure_falls_back_to_torch_with_one_line(monkeypatch, capsys):
+    def broken():
+        raise RuntimeError("Error building extension 'ssm_scan_cpu': [1/2] c++ -c scan_cpu.cpp\n"
+                           "scan_cpu.cpp:1:1: error: boom\nninja: build stopped")
+    monkeypatch.delenv("SSM_BACKEND", raising=False)
+    monkeypatch.setattr(ssm_triton, "_CPP", {"ops": None, "error": None, "tried": False})
+    monkeypatch.setattr(ssm_triton, "_build_cpp", broken)
+    xs = {k: v.float() for k, v in make_inputs(1, 2, 4, 4).items()}
+    selective_scan(**xs)
+    selective_scan(**xs)
+    assert ssm_triton.LAST_BACKEND == "torch"
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "scan_cpu.cpp:1:1: error: boom" in err and "'torch' backend" in err
+    with pytest.raises(RuntimeError, match="'cpp' forced but scan_cpu.cpp cannot be built: .*error: boom"):
+        selective_scan(**xs, backend="cpp")
+    assert "cpp" not in ssm_triton.available_backends()
+
+
+def test_scan_importing_ssm_triton_compiles_nothing():
+    code = "import ssm_triton; assert not ssm_triton._CPP['tried']"
+    subprocess.run([sys.executable, "-c", code], cwd=HERE, check=True, timeout=120)
+
+
+def test_scan_output_dtype_follows_u():
     inputs = make_inputs(1, 4, 10, 16)
     xs = {k: v.float() for k, v in inputs.items()}
     xs["u"] = xs["u"].bfloat16()
@@ -981,7 +1305,7 @@ def test_output_dtype_follows_u():
     assert out.dtype == torch.bfloat16 and torch.allclose(out.float(), want.float(), rtol=1e-2, atol=1e-2)
 
 
-def test_unknown_backend_raises(monkeypatch):
+def test_scan_unknown_backend_raises(monkeypatch):
     inputs = make_inputs(1, 2, 4, 4)
     with pytest.raises(ValueError, match="unknown SSM backend"):
         selective_scan(**inputs, backend="cuda_magic")
@@ -990,7 +1314,7 @@ def test_unknown_backend_raises(monkeypatch):
         selective_scan(**inputs)
 
 
-def test_unavailable_backends_raise(monkeypatch):
+def test_scan_unavailable_backends_raise(monkeypatch):
     inputs = make_inputs(1, 2, 4, 4)
     with pytest.raises(RuntimeError, match="mamba_ssm"):  # needs CUDA
         selective_scan(**inputs, backend="mamba_ssm")
@@ -1002,10 +1326,11 @@ def test_unavailable_backends_raise(monkeypatch):
         selective_scan(**inputs, backend="triton")
 
 
-def test_torch_chosen_without_triton(monkeypatch):
+def test_scan_torch_chosen_without_triton(monkeypatch):
     monkeypatch.delenv("SSM_BACKEND", raising=False)
     monkeypatch.setattr(ssm_triton, "HAS_TRITON", False)
     monkeypatch.setattr(ssm_triton, "HAS_MAMBA_SSM", False)
+    monkeypatch.setattr(ssm_triton, "_CPP", {"ops": None, "error": "not built", "tried": True})  # no cpp either
     assert "triton" not in ssm_triton.available_backends()
     selective_scan(**make_inputs(1, 2, 4, 4))
     assert ssm_triton.LAST_BACKEND == "torch"
@@ -1031,7 +1356,7 @@ def test_mixer_step_matches_forward():
             y, conv_state, ssm_state = mixer.step(x[:, t], conv_state, ssm_state)
             ys.append(y)
     got = torch.stack(ys, dim=1)                                    # (b, l, d)
-    assert ssm_triton.LAST_BACKEND == "torch"
+    assert ssm_triton.LAST_BACKEND == ("cpp" if ssm_triton._cpp_ops() else "torch")   # the CPU default
     assert torch.allclose(got, want, rtol=1e-4, atol=1e-5), (got - want).abs().max()
 
 

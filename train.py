@@ -144,12 +144,15 @@ ARCHS, DTYPES = ('transformer', 'mamba', 'calm'), ('auto', 'float32', 'bfloat16'
 RANGES = [  # (keys, test, what is allowed); keys a config lacks (calm's without arch='calm') are skipped
     (('arch',), lambda v: v in ARCHS, f"one of {ARCHS}"),
     (('dtype',), lambda v: v in DTYPES, f"one of {DTYPES}"),
+    (('lr_decay',), lambda v: v in ('cosine', 'constant'), "'cosine' or 'constant'"),
     (('n_people', 'bios_per_person', 'n_layer', 'n_embd', 'n_head', 'd_state', 'expand', 'block_size', 'batch_size',
       'grad_accum', 'max_iters', 'eval_interval', 'eval_batch', 'ckpt_interval', 'log_interval', 'connect_every'),
      lambda v: v > 0, "> 0"),
     (('seed', 'data_seed', 'n_unseen', 'mlp_hidden', 'warmup_iters', 'eval_max', 'threads', 'mix_qa', 'mix_qa_tool',
-      'mix_bios', 'learning_rate', 'min_lr', 'weight_decay', 'grad_clip'), lambda v: v >= 0, ">= 0"),
+      'mix_bios', 'learning_rate', 'min_lr', 'weight_decay', 'grad_clip', 'stop_patience', 'max_exposures'),
+     lambda v: v >= 0, ">= 0"),
     (('held_out', 'beta1', 'beta2'), lambda v: 0 <= v < 1, "in [0, 1)"),
+    (('stop_recall',), lambda v: 0 <= v <= 1, "in [0, 1] (0: off)"),
 ]
 
 
