@@ -315,15 +315,17 @@ def sql_repeat(c, n):
     return f"substr({s}, 1, {n})"
 
 
-A, A5000, B = sql_repeat('a', 950), sql_repeat('a', 5000), sql_repeat('b', 95)  # 950 + a name fits MAX_LENGTH
+A, A5000, B = sql_repeat('a', 950), sql_repeat('a', 5000), sql_repeat('b', 95)  # 950 + a name: < MAX_LENGTH
 CTE_EXPANSION = "WITH a0(x) AS (SELECT 1)" + ''.join(
     f", a{i}(x) AS (SELECT (SELECT x FROM a{i - 1}) + (SELECT x FROM a{i - 1}))" for i in range(1, 16)) + " SELECT x FROM a15"
 FLATTENING = "SELECT 1 x"
 for _ in range(8):
     FLATTENING = f"SELECT x+x+x+x+x x FROM ({FLATTENING})"
 # Queries whose time goes into single SQLite steps, which the deadline check between steps cannot stop: one
-# function call, compiling, one sort. Before db.py bounded that work, printf_repeat_char took 9 s,
-# like_long_pattern_per_row 1.4 s, cte_expansion 0.35 s, glob_class_per_row 0.26 s, subquery_flattening 0.12 s.
+# function call, compiling, one sort; most are as big as the limits allow (LIKE patterns: 100 characters).
+# Before db.py bounded that work, printf_repeat_char and format_width_precision took 9-20 s,
+# like_long_pattern_per_row 1.4-3.7 s, cte_expansion 0.35-0.47 s, subquery_flattening 0.12-0.3 s and
+# glob_class_long 0.1 s (2 busy cores).
 SLOW_IN_ONE_STEP = {
     'printf_repeat_char': "SELECT printf('%.*c', 2147483647, 'x')",
     'format_width_precision': "SELECT format('%*.*c', 2147483647, 2147483647, 'x')",
@@ -331,20 +333,23 @@ SLOW_IN_ONE_STEP = {
     'glob_class_long': f"SELECT glob('*[' || {A5000} || ']b', {A5000})",
     'glob_class_per_row': f"SELECT count(*) FROM people a, people b WHERE glob('*[' || {B} || ']b', {A} || a.name)",
     'like_long_pattern_per_row': f"SELECT count(*) FROM people a, people b WHERE ({A5000} || a.name) LIKE '%' || {A5000}",
-    'like_pattern_per_row': f"SELECT count(*) FROM people a, people b WHERE ({A} || a.name) LIKE '%' || {B} || b.name",
-    'like_wildcards_per_row':
-        f"SELECT count(*) FROM people a, people b WHERE ({A} || a.name) LIKE replace({B}, 'b', '%a') || b.name",
-    'like_escape': f"SELECT count(*) FROM people WHERE {A} || name LIKE replace({B}, 'b', 'a%') || 'x' ESCAPE 'x'",
+    'like_pattern_per_row':
+        f"SELECT count(*) FROM people a, people b WHERE ({A} || a.name) LIKE '%' || substr({A}, 1, 75) || b.name",
+    'like_wildcards_per_row': f"SELECT count(*) FROM people a, people b WHERE ({A} || a.name) LIKE "
+                              f"replace(substr({B}, 1, 37), 'b', '%a') || b.name",
+    'like_escape': f"SELECT count(*) FROM people a, people b WHERE {A} || a.name LIKE "
+                   f"replace(substr({B}, 1, 45), 'b', 'a%') || 'x' ESCAPE 'x'",
     'instr_per_row': f"SELECT count(*) FROM people a, people b WHERE instr({A} || a.name, substr({A}, 1, 475) || b.name)",
     'replace_per_row': f"SELECT count(*) FROM people a, people b WHERE replace({A} || a.name, substr({A}, 400) || 'b', b.name)",
-    'replace_nested': f"SELECT length(replace(replace(replace(replace({A}, 'a', 'aa'), 'a', 'aa'), 'a', 'aa'), 'a', 'aa'))",
+    'replace_nested':
+        f"SELECT length(replace(replace(replace(replace(substr({A}, 1, 60), 'a', 'aa'), 'a', 'aa'), 'a', 'aa'), 'a', 'aa'))",
     'trim_per_row': f"SELECT count(*) FROM people a, people b WHERE trim({A} || a.name, substr({B}, 1, 80) || 'a')",
     'case_and_code_per_row': f"SELECT count(*) FROM people a, people b WHERE upper({A} || a.name) IS NULL OR "
                              f"lower({A} || b.name) IS NULL OR soundex({A} || a.name) OR unicode({A}) OR quote({A} || b.name)",
     'json_deep': f"SELECT json_valid(replace({A}, 'a', '[')), json_extract('[1]', '$' || replace({B}, 'b', '[0]'))",
     'group_concat_join': "SELECT length(group_concat(a.name || b.name)) FROM people a, people b",
-    'recursive_string': "WITH RECURSIVE c(n, s) AS (SELECT 0, 'a' UNION ALL SELECT n + 1, substr(s || s || n, 1, 999) "
-                        "FROM c) SELECT max(length(s)) FROM c",
+    'recursive_string': "WITH RECURSIVE c(n, s) AS (SELECT 0, 'a' UNION ALL SELECT n + 1, substr(s || n, -990) FROM c) "
+                        "SELECT max(length(s)) FROM c",
     'cte_expansion': CTE_EXPANSION,
     'subquery_flattening': FLATTENING,
     'big_sort': "SELECT a.name FROM people a, people b, (SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3) ORDER BY random()",

@@ -503,6 +503,14 @@ def train(cfg):
     if cfg['threads']:
         torch.set_num_threads(cfg['threads'])
     out_dir, data_dir = cfg['out_dir'], data.dir_of(cfg)
+    path, ckpt = sample.load_checkpoint(out_dir)   # a run to resume: checked before anything is written
+    if ckpt is not None:
+        if ckpt.get('tokenizer') != data.TOKENIZER:
+            sys.exit(f"error: {path} was trained with another tokenizer/vocabulary")
+        k = resume_mismatch(ckpt['config'], cfg)
+        if k is not None:
+            sys.exit(f"error: cannot resume {path}: config key {k!r} is {cfg.get(k, KEYS.get(k))!r} here but "
+                     f"{ckpt['config'].get(k, KEYS.get(k))!r} in the checkpoint (use another out_dir)")
     if master:
         os.makedirs(out_dir, exist_ok=True)
         data.prepare(data_dir, **data.options_of(cfg))
@@ -518,14 +526,7 @@ def train(cfg):
     stopper = Stopper(cfg['stop_recall'], cfg['stop_patience'], cfg['max_exposures'])
     step, tokens_seen, wall = 0, 0, 0.0
 
-    path, ckpt = sample.load_checkpoint(out_dir)
     if ckpt is not None:
-        if ckpt.get('tokenizer') != data.TOKENIZER:
-            sys.exit(f"error: {path} was trained with another tokenizer/vocabulary")
-        k = resume_mismatch(ckpt['config'], cfg)
-        if k is not None:
-            sys.exit(f"error: cannot resume {path}: config key {k!r} is {cfg.get(k, KEYS.get(k))!r} here but "
-                     f"{ckpt['config'].get(k, KEYS.get(k))!r} in the checkpoint (use another out_dir)")
         trainable.load_state_dict(ckpt['model'])
         optimizer.load_state_dict(ckpt['optimizer'])
         packer.load_state_dict(ckpt['packer'])
