@@ -8,8 +8,8 @@ one CSV and three plots.
 
 A sweep config is a Python file defining `grid` (dict of lists of train.py keys, or a list of such
 dicts whose union is run; a `tool` axis also switches the training mix between mix_qa and
-mix_qa_tool), `base` (dict of train.py keys common to all runs) and `out_root`; keys below can be
-overridden as --key=value.
+mix_qa_tool), `base` (dict of train.py keys common to all runs) and `out_root`, and optionally `options`
+(its defaults of the sweep options below, e.g. its launcher); --key=value overrides those.
 Runs whose results.json exists are skipped, so a killed sweep resumes. Launchers: 'inprocess'
 (train.train in this process), 'local' (submitit's local executor: a process per run) and
 'slurm' (a SLURM job per run through submitit).
@@ -53,6 +53,11 @@ def load_sweep(argv):
         if key not in scope:
             sys.exit(f"error: {argv[0]} must define {key!r}")
     opts = dict(SWEEP_DEFAULTS)
+    for key, value in scope.get('options', {}).items():   # a sweep config's own defaults, e.g. its launcher
+        if key not in opts or type(value) is not type(SWEEP_DEFAULTS[key]):
+            sys.exit(f"error: sweep option {key!r} in {argv[0]}'s options is unknown or not a "
+                     f"{type(SWEEP_DEFAULTS.get(key)).__name__}")
+        opts[key] = value
     for arg in argv[1:]:
         key, eq, text = arg.lstrip('-').partition('=')
         if key not in opts or not eq:
@@ -99,18 +104,28 @@ def check_sweep(path, grid, base, out_root, opts):
             sys.exit(f"{e.code} (sweep run {name!r} of {path})")
 
 
+NAMING = ('arch', 'tool', 'n_people', 'n_embd', 'seed')   # keys that always name a run
+
+
 def runs(grid, base, out_root):
     """Every combination of the grid (a dict of lists, or a list of such dicts: their union)
     -> (name, train.py argv)."""
+    seen = set()
     for sub in [grid] if isinstance(grid, dict) else grid:
-        yield from _runs(sub, base, out_root)
+        for name, argv in _runs(sub, base, out_root):
+            if name in seen:
+                sys.exit(f"error: two runs of the grid would share the out_dir name {name!r}: give them an axis of "
+                         f"their own ({', '.join(NAMING)} always name a run)")
+            seen.add(name)
+            yield name, argv
 
 
 def _runs(grid, base, out_root):
     keys = list(grid)
     for values in itertools.product(*(grid[k] for k in keys)):
         point = dict(zip(keys, values))
-        name = '_'.join(f'{k}{v}' for k, v in point.items())
+        # a run is named by the axes that vary in this sub-grid (or its whole point if none does)
+        name = '_'.join(f'{k}{v}' for k, v in point.items() if len(grid[k]) > 1 or k in NAMING) or 'run'
         cfg = {**base, **point, 'out_dir': os.path.join(out_root, name)}
         if 'tool' in point:  # the tool axis also sets what is trained on: QA through SQL, or from the weights
             cfg.update(mix_qa=0.0 if point['tool'] else 1.0, mix_qa_tool=1.0 if point['tool'] else 0.0)

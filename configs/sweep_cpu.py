@@ -1,24 +1,27 @@
-# The capacity grid sized for 2 CPU cores (38-52 min, as the machine's speed varies). `python sweep.py configs/sweep_cpu.py`
-# (finished runs are skipped). 2-layer models; recall is measured on the people trained on.
-#  - in weights: Transformers of width 16..64 on 50..400 people (160..1280 facts), 1500 steps of 8 x 256 tokens
-#    (the ~80-token QA dialogs pack 3 to a row; rows of 256 ran ~1.2x faster than rows of 4 x 512 here);
-#  - with the tool: widths 32 and 64 on 1000 people, 32 on 2000 people, with configs/tool.py's first recipe (four
-#    heads, weight decay 0.1, 3000 steps of 8 x 512 tokens: ~160-token tool dialogs pack 3 to a row; pinned here so
-#    that the grid stays the one measured). The tool skill (copying the name into SQL, the
-#    result into the answer) only emerged with >= 800 distinct training names: on <= 400 people the tool
-#    models memorized the names instead;
-#  - Mamba in weights, widths 16 and 32 on 50 people, width 32 on 200 people.
+# The capacity grid for 2 CPU cores: `python sweep.py configs/sweep_cpu.py` (finished runs are skipped, so a
+# killed sweep resumes). Two runs at a time, one thread each (tiny models use a core better alone). 2-layer models.
+#  - in weights: every trained person's QA (held_out 0), rows of one dialog each, 16 a step (more updates per
+#    exposure fill a small model faster than 64: results/recipe_probes/); each run trains until recall on its
+#    trained facts reaches 95%, or has not risen for 10 evaluations (one every ~25 exposures per fact), or each
+#    fact was seen max_exposures times;
+#  - with the tool: three sizes of trained people (1000, 2000, 4000), a fixed budget, 95% asked on trained,
+#    held-out and unseen people;
+#  - Mamba at two points each way (the compiled CPU scan).
 out_root = 'results/sweep_cpu'
-tool_recipe = dict(n_head=[4], block_size=[512], max_iters=[3000], learning_rate=[3e-3], weight_decay=[0.1])
+options = dict(launcher='local', max_parallel=2)
+in_weights = dict(tool=[False], held_out=[0.0], n_unseen=[10], batch_size=[16], lr_decay=['constant'],
+                  learning_rate=[3e-3], stop_recall=[0.95], stop_patience=[10], max_exposures=[1000.0])
+with_tool = dict(tool=[True], held_out=[0.2], n_unseen=[100], max_iters=[3000], batch_size=[32], learning_rate=[3e-3],
+                 min_lr=[3e-4], weight_decay=[0.3], eval_interval=[100000])
+every_25_exposures = lambda n_people: [max(1, 25 * 4 * n_people // 16)]   # steps: 4 facts a person, 16 rows a step
 grid = [
-    dict(arch=['transformer'], tool=[False], n_people=[50, 100, 200, 400], n_embd=[16, 32, 64]),
-    dict(arch=['transformer'], tool=[True], n_people=[1000], n_embd=[32, 64], **tool_recipe),
-    dict(arch=['transformer'], tool=[True], n_people=[2000], n_embd=[32], **tool_recipe),
-    dict(arch=['mamba'], tool=[False], n_people=[50], n_embd=[16, 32]),
-    dict(arch=['mamba'], tool=[False], n_people=[200], n_embd=[32]),
+    *[dict(arch=['transformer'], n_people=[n], n_embd=[8, 16, 32], eval_interval=every_25_exposures(n), **in_weights)
+      for n in (16, 32, 64, 128)],
+    dict(arch=['transformer'], n_people=[1250, 2500, 5000], n_embd=[16, 32], **with_tool),
+    *[dict(arch=['mamba'], n_people=[n], n_embd=[16], eval_interval=every_25_exposures(n), **in_weights) for n in (16, 64)],
+    dict(arch=['mamba'], n_people=[1250, 2500], n_embd=[32], **with_tool),
 ]
 base = dict(
-    n_layer=2, n_head=2, held_out=0.2, n_unseen=50, seed=0,
-    block_size=256, batch_size=8, learning_rate=5e-3, min_lr=5e-4, weight_decay=0.0, warmup_iters=100,
-    max_iters=1500, eval_interval=100000, eval_max=200, ckpt_interval=500,
+    n_layer=2, n_head=2, seed=0, one_per_row=True, block_size=256, warmup_iters=100, weight_decay=0.0,
+    max_iters=1_000_000, eval_max=300, ckpt_interval=2000, threads=1,
 )
