@@ -21,6 +21,7 @@ import json
 import math
 import os
 import sys
+import time
 
 import matplotlib
 matplotlib.use('Agg')  # files only, no screen
@@ -299,13 +300,17 @@ def launch(todo, opts, out_root):
     else:
         sys.exit(f"error: unknown launcher {opts['launcher']!r} (inprocess, local, slurm)")
     ex.update_parameters(timeout_min=opts['timeout_min'])
-    jobs = []
-    for i in range(0, len(todo), opts['max_parallel']):  # max_parallel jobs at a time: the CPU is small
-        batch = [ex.submit(run_one, argv) for _, argv in todo[i:i + opts['max_parallel']]]
-        jobs += batch
-        for job in tqdm(batch, desc=f'sweep {i + len(batch)}/{len(todo)}', unit='run', leave=False):
-            job.result()  # raises if the run failed, with its log
-    return len(jobs)
+    pending, running = [argv for _, argv in todo], []
+    with tqdm(total=len(todo), desc='sweep', unit='run') as bar:
+        while pending or running:
+            while pending and len(running) < opts['max_parallel']:   # keep max_parallel runs going, no more
+                running.append(ex.submit(run_one, pending.pop(0)))
+            for job in [j for j in running if j.done()]:
+                job.result()  # raises if the run failed, with its log
+                running.remove(job)
+                bar.update(1)
+            time.sleep(1)
+    return len(todo)
 
 
 def main(argv):
