@@ -10,12 +10,12 @@ SELECT reading the `people` table, and each query's time is bounded at every sta
   - running: a progress handler every 100 virtual-machine instructions stops it at a 50 ms deadline;
   - one instruction (a function call, a sort step) stays short: strings are at most 1,000 bytes,
     LIKE/GLOB patterns 100, and functions whose single call can loop without bound are denied
-    (printf/format: '%.*c' repeats a character `precision` times, e.g. 2**31 times in 8 s); a sort
-    larger than the 1 MB page cache is done in sorted runs spilled to SQLite's temporary files
-    (deleted as they are opened: nothing appears on disk);
+    (printf/format: '%.*c' repeats a character `precision` times; printf('%.*c', 2147483647, 'x')
+    took 9 s); a sort larger than the 1 MB page cache is done in sorted runs that SQLite spills to
+    anonymous temporary files (unlinked as they are opened: no file is left or visible);
   - compiling, which the progress handler does not see: the SQL is at most 1,000 characters and
-    SQLite's heap is limited to 8 MiB for this whole process (PRAGMA hard_heap_limit), which stops
-    a query whose CTEs or subqueries expand exponentially within ~30 ms.
+    SQLite's heap is limited to 8 MiB for this whole process (PRAGMA hard_heap_limit, which cannot
+    be raised again), which stops a query whose CTEs or subqueries expand exponentially in ~30 ms.
 The rows and characters returned are bounded. Every failure comes back as a short 'error: ...' text
 for the model to read; run_sql never raises and never changes the database file.
 """
@@ -34,13 +34,13 @@ MAX_CHARS = 200        # characters returned to the model
 TIMEOUT_S = 0.05       # wall time per query
 PROGRESS_OPS = 100     # virtual-machine instructions between two deadline checks
 MAX_LENGTH = 1000      # largest string or blob a query may build; the data's values are < 100 bytes
-HEAP_LIMIT = 8 << 20   # bytes of SQLite memory in this process; also room for db.create's 2 MB cache
-CACHE_KB = 1000        # page cache; the size of the sorted runs a big sort spills
-LIMITS = {  # a function's cost grows with its strings' lengths (instr, replace, LIKE: their product)
-    sqlite3.SQLITE_LIMIT_LENGTH: MAX_LENGTH,
-    sqlite3.SQLITE_LIMIT_LIKE_PATTERN_LENGTH: 100,
-    sqlite3.SQLITE_LIMIT_SQL_LENGTH: 1000,  # with the rest, bounds what compiling can do
-    sqlite3.SQLITE_LIMIT_EXPR_DEPTH: 100,
+HEAP_LIMIT = 8 << 20   # bytes of SQLite memory, process-wide: bounds compiling; leaves db.create its 2 MB cache
+CACHE_KB = 1000        # page cache per connection, and the size of the sorted runs a big sort spills
+LIMITS = {
+    sqlite3.SQLITE_LIMIT_LENGTH: MAX_LENGTH,  # a call's cost grows with its strings (instr, replace: the product)
+    sqlite3.SQLITE_LIMIT_LIKE_PATTERN_LENGTH: 100,  # LIKE/GLOB: string length x pattern length
+    sqlite3.SQLITE_LIMIT_SQL_LENGTH: 1000,  # model-written SQL is one short line
+    sqlite3.SQLITE_LIMIT_EXPR_DEPTH: 100,  # these five: the size of what one statement compiles to
     sqlite3.SQLITE_LIMIT_COMPOUND_SELECT: 10,
     sqlite3.SQLITE_LIMIT_FUNCTION_ARG: 16,
     sqlite3.SQLITE_LIMIT_COLUMN: 100,
@@ -112,12 +112,8 @@ def _connection(db_path):
         raise FileNotFoundError(db_path)
     con = sqlite3.connect(f'file:{os.path.abspath(db_path)}?mode=ro', uri=True, isolation_level=None,
                           cached_statements=0)  # a cached statement would hold its memory
-    try:
-        for pragma in ('query_only = 1', f'cache_size = -{CACHE_KB}', f'hard_heap_limit = {HEAP_LIMIT}'):
-            con.execute(f'PRAGMA {pragma}')  # before the authorizer, which denies every PRAGMA
-    except Exception:
-        con.close()
-        raise
+    for pragma in ('query_only = 1', f'cache_size = -{CACHE_KB}', f'hard_heap_limit = {HEAP_LIMIT}'):
+        con.execute(f'PRAGMA {pragma}')  # before the authorizer, which denies every PRAGMA
     for limit, value in LIMITS.items():
         con.setlimit(limit, value)
     con.set_authorizer(_authorize)
@@ -156,7 +152,8 @@ def run_sql(query, db_path=os.path.join('data', DB_FILE), max_rows=MAX_ROWS, max
             cur.close()  # finalize the statement so nothing stays open between calls
     if not rows:
         return 'error: no result'
-    text = '\n'.join(' | '.join('NULL' if v is None else str(v)[:max_chars] for v in row) for row in rows[:max_rows])
+    cell = lambda v: 'NULL' if v is None else str(v)[:max_chars]  # a row may hold 100 values of 1,000 bytes
+    text = '\n'.join(' | '.join(map(cell, row)) for row in rows[:max_rows])
     if len(rows) > max_rows:
         text += f'\n... (more than {max_rows} rows)'
     return text if len(text) <= max_chars else text[:max_chars - 3] + '...'

@@ -11,7 +11,7 @@ Backends, chosen per call and recorded in ssm_triton.LAST_BACKEND:
 - 'cpp':       our C++ kernels for CPU (scan_cpu.cpp), the triton design in machine code: one pass over
                time per (batch, channel), the state in vector registers, threads over batch x channels,
                chunk-boundary states saved, the backward recomputing a chunk at a time. Compiled with
-               torch.utils.cpp_extension on first use (g++ and ninja; ~30 s once, then cached in the
+               torch.utils.cpp_extension on first use (g++ and ninja; 10-30 s once, then cached in the
                torch_extensions directory). The default for fp32/bf16/fp16 CPU tensors when it builds.
 - 'torch':     plain PyTorch, runs everywhere: chunks of the sequence are scanned in parallel with
                cumulative sums of log-decays, only a loop over chunks is in Python, and the backward is

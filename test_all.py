@@ -930,7 +930,7 @@ def test_stopper_stops_at_the_threshold_on_a_plateau_and_at_the_cap():
     s = train.Stopper(target=0.95)
     assert [s.evaluated(r) for r in (0.1, 0.5, 0.9)] == [None] * 3 and s.evaluated(0.96).startswith('recall')
     s = train.Stopper(patience=2)
-    assert [s.evaluated(r) for r in (0.1, 0.3, 0.302, 0.6, 0.6)] == [None] * 5   # 0.302: no rise, but one only
+    assert [s.evaluated(r) for r in (0.0, 0.0, 0.0, 0.1, 0.3, 0.302, 0.6, 0.6)] == [None] * 8   # zeros: no plateau yet
     assert s.evaluated(0.59).startswith('plateau') and s.best == 0.6
     s = train.Stopper(cap=10)
     assert s.exposed(9.9) is None and s.exposed(10.0).startswith('exposure cap')
@@ -943,11 +943,11 @@ def test_stopper_stops_at_the_threshold_on_a_plateau_and_at_the_cap():
 
 
 def test_a_run_stops_on_a_plateau_and_at_the_exposure_cap(tmp_path, tiny_data):
-    out = str(tmp_path / 'plateau')   # an untrained model's recall stays 0: best after the first evaluation
-    run_train(out, '--max_iters=100', '--eval_interval=2', '--stop_patience=1', data_dir=tiny_data)
+    out = str(tmp_path / 'plateau')   # an untrained model recalls nothing: a flat zero is no plateau
+    run_train(out, '--max_iters=6', '--eval_interval=2', '--stop_patience=1', data_dir=tiny_data)
     res = json.load(open(os.path.join(out, 'results.json')))
-    assert res['steps'] == 4 and res['stop_reason'].startswith('plateau')
-    assert sample.load_checkpoint(out)[1]['step'] == 4
+    assert res['steps'] == 6 and res['stop_reason'] == 'max_iters'
+    assert sample.load_checkpoint(out)[1]['step'] == 6
     cap = str(tmp_path / 'cap')
     run_train(cap, '--max_iters=100', '--max_exposures=2.0', '--one_per_row=True', data_dir=tiny_data)
     res = json.load(open(os.path.join(cap, 'results.json')))

@@ -430,8 +430,8 @@ def plot_curves(out_dir):
 # ----------------------------------------------------------------------------- training
 class Stopper:
     """When a run has learned what it can: recall on (a sample of) the trained facts reached `target`, or
-    did not rise by MIN_RISE over its best for `patience` evaluations in a row, or the exposures per fact
-    reached `cap`. Zero turns a rule off. Its state goes into checkpoints, so a resumed run stops alike."""
+    did not rise by MIN_RISE over its best for `patience` evaluations in a row once it is above zero, or the
+    exposures per fact reached `cap`. Zero turns a rule off. Its state goes into checkpoints, so a resumed run stops alike."""
     MIN_RISE = 0.005   # half a point: with eval_max=300 questions one answer is 0.33 points
 
     def __init__(self, target=0.0, patience=0, cap=0.0):
@@ -447,6 +447,8 @@ class Stopper:
             self.reason = f'recall {recall:.3f} >= {self.target}'
         elif recall > self.best + self.MIN_RISE:
             self.best, self.since = recall, 0
+        elif self.best <= 0:   # nothing recalled yet: memorization starts late, a flat zero is no plateau
+            pass
         else:
             self.since += 1
             if self.patience and self.since >= self.patience:
