@@ -517,10 +517,10 @@ def tiny_model(arch='transformer', seed=0, **kw):
 
 def greedy_without_cache(m, prompt, n, stop):
     """Reference decoding: recompute the whole sequence for every new token."""
-    seq = list(prompt)
+    seq, device = list(prompt), next(m.parameters()).device
     with torch.no_grad():
         for _ in range(n):
-            nxt = int(m(torch.tensor([seq]))[0, -1].argmax())
+            nxt = int(m(torch.tensor([seq], device=device))[0, -1].argmax())
             seq.append(nxt)
             if nxt in stop:
                 break
@@ -1251,6 +1251,19 @@ def test_scan_cpp_backend_strong_decay_and_large_deltas():
         assert (x.double() - want).abs().max() <= TOL * want.abs().max()
 
 
+def test_scan_cpp_backend_takes_output_gradients_of_any_strides():
+    # the backward reads the output's gradient with its strides: the expanded ones of y.sum(), a permuted one
+    need_cpp()
+    inputs = make_inputs(2, 4, 37, 16, 2)
+    grads = {"expanded": torch.ones(1, 1, 1).expand(2, 4, 37), "permuted": torch.randn(37, 4, 2).permute(2, 1, 0)}
+    for name, g in grads.items():
+        xs = [{k: v.to(dt).requires_grad_() for k, v in inputs.items()} for dt in (torch.float64, torch.float32)]
+        want = torch.autograd.grad(selective_scan_ref(**xs[0], delta_softplus=True), list(xs[0].values()), g.double())
+        got = torch.autograd.grad(selective_scan(**xs[1], delta_softplus=True, backend="cpp"), list(xs[1].values()), g)
+        for k, x, w in zip(NAMES, got, want):
+            assert (x.double() - w).abs().max() <= TOL * w.abs().max(), (name, k)
+
+
 def test_scan_cpp_backend_is_deterministic_across_runs():
     # the grouped B/C gradients are summed per channel block, then over blocks: no races, no atomics, so
     # two runs give identical bits (with several threads and several blocks per group)
@@ -1922,3 +1935,32 @@ def test_sample_cli_answers_with_a_trained_checkpoint_and_rejects_bad_ones(tmp_p
         os.remove(other)
     with pytest.raises(SystemExit, match='another vocabulary'):
         sample.main([f'--out_dir={out}'])
+
+
+# ----------------------------------------------------------------------------- on a GPU (skipped without CUDA)
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (CI is CPU-only)")
+
+
+@cuda
+@pytest.mark.parametrize('arch', ['transformer', 'mamba'])
+def test_cuda_training_steps_under_bf16_autocast(tmp_path, tiny_data, arch):
+    """What a cluster user runs: train.py on the GPU, dtype 'auto' = bf16 autocast, each architecture (Mamba
+    through the fastest scan there: mamba_ssm's kernel or our compiled Triton one)."""
+    cfg = train.get_config([os.path.join(HERE, 'configs/tool.py'), *TINY, f'--arch={arch}', '--device=cuda',
+                            '--max_iters=20', f'--out_dir={tmp_path / arch}', f'--data_dir={tiny_data}'])
+    res = train.train(cfg)
+    losses = [json.loads(l)['loss'] for l in open(tmp_path / arch / 'metrics.jsonl') if '"loss"' in l]
+    assert len(losses) == 20 and all(np.isfinite(losses)) and losses[-1] < losses[0]
+    assert res['steps'] == 20
+    if arch == 'mamba':
+        assert ssm_triton.LAST_BACKEND in ('mamba_ssm', 'triton')
+
+
+@cuda
+@pytest.mark.parametrize('arch', ['transformer', 'mamba'])
+def test_cuda_cached_generation_equals_recomputation(arch):
+    m = tiny_model(arch).cuda()
+    stop = {data.EOT}
+    prompts = random_prompts(4, seed=1)
+    for p, g in zip(prompts, M.generate(m, prompts, 12, stop)):
+        assert g == greedy_without_cache(m, p, 12, stop)
