@@ -145,15 +145,21 @@ class LM(nn.Module):
     def num_params(self):
         return sum(p.numel() for p in self.parameters())
 
+    def logits(self, x, at=None):
+        """The head on the final states x (b, t, d) -> (b, t, v); only at the positions where at (b, t) is
+        True -> (n, v) when given (training: the loss covers few positions; the head is most of a tiny model)."""
+        return self.head(self.norm(x if at is None else x[at])).float()
+
 
 class Transformer(LM):
     def __init__(self, c):
         assert c.n_embd % c.n_head == 0 and (c.n_embd // c.n_head) % 2 == 0, "n_embd / n_head must be even"
         super().__init__(c, [TransformerBlock(c) for _ in range(c.n_layer)])
 
-    def forward(self, idx, pos=None, seg=None):
-        """idx (b, t) -> logits (b, t, v). Packed rows pass pos (b, t), the position inside each
-        document, and seg (b, t), a document id: attention never crosses documents."""
+    def forward(self, idx, pos=None, seg=None, at=None):
+        """idx (b, t) -> logits (b, t, v), or (n, v) at the positions at (b, t) marks. Packed rows pass pos
+        (b, t), the position inside each document, and seg (b, t), a document id: attention never crosses
+        documents."""
         b, t = idx.shape
         if pos is None:
             pos = torch.arange(t, device=idx.device)[None]                      # (1, t): one table for all rows
@@ -166,7 +172,7 @@ class Transformer(LM):
         x = self.embed(idx)
         for block in self.blocks:
             x = block(x, cos, sin, mask)
-        return self.head(self.norm(x)).float()
+        return self.logits(x, at)
 
     # -- generation (gpt-fast style: preallocated cache, prefill once, then one token per step)
     def new_cache(self, b, s):
@@ -317,8 +323,9 @@ class Mamba(LM):
     def __init__(self, c):
         super().__init__(c, [MambaBlock(c) for _ in range(c.n_layer)])
 
-    def forward(self, idx, pos=None, seg=None):
-        """idx (b, t) -> logits (b, t, v). Packed rows pass seg (b, t), a document id per token: every
+    def forward(self, idx, pos=None, seg=None, at=None):
+        """idx (b, t) -> logits (b, t, v), or (n, v) at the positions at (b, t) marks. Packed rows pass
+        seg (b, t), a document id per token: every
         document then starts from a zero state (SSM state and conv window), as each question does at
         evaluation. Each mixer regroups its input so that each document is a row of its own, left-aligned
         and right-padded (the scan and the conv are causal, so the padding after a document changes
@@ -328,7 +335,7 @@ class Mamba(LM):
         x = self.embed(idx)
         for block in self.blocks:
             x = block(x, docs=docs)
-        return self.head(self.norm(x)).float()
+        return self.logits(x, at)
 
     def new_cache(self, b, s):
         p = self.head.weight

@@ -593,9 +593,14 @@ def train(cfg):
             sync = world == 1 or m == A - 1
             ctx = contextlib.nullcontext() if sync else model.no_sync()
             with ctx, autocast:
-                logits = model(x, pos=p, seg=s) if not cfg['one_per_row'] else model(x)  # causal, no mask
-                ce = F.cross_entropy(logits.view(-1, logits.size(-1)), y.view(-1), reduction='none')
-                loss = (ce * w.view(-1)).sum() / n_loss.to(device)
+                if cfg['one_per_row']:   # causal attention, no mask
+                    p = s = None
+                if cfg['arch'] == 'calm':
+                    logits, y, w = model(x, pos=p, seg=s).flatten(0, 1), y.view(-1), w.view(-1)
+                else:   # the head only where the loss is
+                    at = w > 0
+                    logits, y, w = model(x, pos=p, seg=s, at=at), y[at], w[at]
+                loss = (F.cross_entropy(logits, y, reduction='none') * w).sum() / n_loss.to(device)
             (loss * world).backward()   # DDP averages gradients over ranks; we want the global mean
             loss_sum += loss.detach().float().cpu()
         if cfg['grad_clip'] > 0:
