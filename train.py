@@ -91,7 +91,7 @@ DEFAULTS = dict(
 )
 # Keys that may differ when a run resumes (where it writes and logs, how fast it runs, how long it goes on);
 # every other key must match the checkpoint's, or the resumed run would silently mix two experiments.
-RESUMABLE = {'out_dir', 'max_iters', 'eval_interval', 'eval_max', 'eval_batch', 'ckpt_interval', 'log_interval',
+RESUMABLE = {'out_dir', 'max_iters', 'max_exposures', 'eval_interval', 'eval_max', 'eval_batch', 'ckpt_interval', 'log_interval',
              'threads', 'device', 'dtype', 'compile'}
 KEYS = {**DEFAULTS, **calm.CONFIG}   # every key a config may set (calm's only with arch='calm')
 

@@ -3,7 +3,8 @@
 #  - in weights: every trained person's QA (held_out 0), rows of one dialog each, 16 a step (more updates per
 #    exposure fill a small model faster than 64: results/recipe_probes/); each run trains until recall on its
 #    trained facts reaches 95%, or has not risen for 10 evaluations (one every ~25 exposures per fact), or each
-#    fact was seen max_exposures times;
+#    fact was seen max_exposures times (1,000; 600 from 256 facts on, for the hour). Width 8 never learned (0%
+#    at 64 and 128 facts): not run beyond;
 #  - with the tool: three sizes of trained people (1000, 2000, 4000), a fixed budget, 95% asked on trained,
 #    held-out and unseen people;
 #  - Mamba at two points each way (the compiled CPU scan).
@@ -15,10 +16,12 @@ with_tool = dict(tool=[True], held_out=[0.2], n_unseen=[100], max_iters=[3000], 
                  min_lr=[3e-4], weight_decay=[0.3], eval_interval=[100000])
 every_25_exposures = lambda n_people: [max(1, 25 * 4 * n_people // 16)]   # steps: 4 facts a person, 16 rows a step
 grid = [
-    *[dict(arch=['transformer'], n_people=[n], n_embd=[8, 16, 32], eval_interval=every_25_exposures(n), **in_weights)
-      for n in (16, 32, 64, 128)],
+    *[dict(arch=['transformer'], n_people=[n], n_embd=widths, eval_interval=every_25_exposures(n),
+           **{**in_weights, 'max_exposures': [cap]})
+      for n, widths, cap in ((16, [8, 16, 32], 1000.0), (32, [8, 16, 32], 1000.0), (64, [16, 32], 600.0), (128, [32], 600.0))],
     dict(arch=['transformer'], n_people=[1250, 2500, 5000], n_embd=[16, 32], **with_tool),
-    *[dict(arch=['mamba'], n_people=[n], n_embd=[16], eval_interval=every_25_exposures(n), **in_weights) for n in (16, 64)],
+    *[dict(arch=['mamba'], n_people=[n], n_embd=[16], eval_interval=every_25_exposures(n),
+           **{**in_weights, 'max_exposures': [600.0]}) for n in (16, 32)],
     dict(arch=['mamba'], n_people=[1250, 2500], n_embd=[32], **with_tool),
 ]
 base = dict(
