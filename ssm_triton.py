@@ -526,8 +526,8 @@ class _CppScanFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gout, _):
         u, delta, A, B, C, D, z, delta_bias, states, ypre = ctx.saved_tensors
-        du, ddelta, dA, dB, dC, dD, dz, dbias = _CPP["ops"].bwd(
-            gout.contiguous(), u, delta, A, B, C, D, z, delta_bias, ctx.softplus, states, ypre, ctx.chunk)
+        du, ddelta, dA, dB, dC, dD, dz, dbias = _CPP["ops"].bwd(   # gout with any strides (no copy)
+            gout, u, delta, A, B, C, D, z, delta_bias, ctx.softplus, states, ypre, ctx.chunk)
         return (du, ddelta, dA, dB, dC, dD if D is not None else None, dz if z is not None else None,
                 dbias if delta_bias is not None else None, None)
 
