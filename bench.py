@@ -16,6 +16,10 @@ fwd is under torch.no_grad(); fwd+bwd includes the backward to all inputs. Times
 call is the least disturbed one. On a busy machine, use threads=1: with 2 threads every large torch op
 waits for the descheduled thread and the torch backend looks 5-10x slower (cpp hands out its tasks
 dynamically and suffers less).
+The measuring processes run with glibc's malloc told to keep freed memory (SCAN_MALLOC_ENV): by default it
+hands the large freed blocks back to the OS at every call and page-faults them in again at the next, which
+cost the cpp backend 25-50% at l=1024 in a fresh process (1 thread: 13 ms against 16-20 ms) and every
+backend a little; a long-running process mostly settles out of it once its largest blocks have been freed.
 After the table, the cpp backend's time at l=1024 is set against its memory floor: the bytes it must read
 and write (inputs, outputs, gradients) at the bandwidth of a large tensor copy measured in the same run.
 """
@@ -355,8 +359,12 @@ def _scan_bytes(b, d, l, n, backward):
     return 4 * (fwd + (bwd if backward else 0))
 
 
+SCAN_MALLOC_ENV = {"MALLOC_TRIM_THRESHOLD_": str(2**30), "MALLOC_MMAP_THRESHOLD_": str(2**28)}
+
+
 def bench_scan(lengths=(256, 1024, 4096), threads=None):
     threads = threads or torch.get_num_threads()
+    os.environ.update(SCAN_MALLOC_ENV)  # read by glibc when the spawned measuring processes start
     import ssm_triton
     # compile the cpp backend (or load its cached build) before any timing; it prints its compile time
     cpp = ["cpp"] if ssm_triton._cpp_ops() is not None else []
@@ -366,6 +374,8 @@ def bench_scan(lengths=(256, 1024, 4096), threads=None):
     load = os.getloadavg()[0]
     print(f"selective scan, batch 4, dim 256, d_state 16, {threads} CPU threads, "
           f"load average {load:.1f} on {os.cpu_count()} cores" + (" (busy: times inflated)" if load > 1 else ""))
+    print("times: best of 5 calls (3 for the loop), each backend in a fresh process with "
+          + " ".join(f"{k}={v}" for k, v in SCAN_MALLOC_ENV.items()))
     if not cpp:
         print(f"(no cpp backend: {ssm_triton._CPP['error']})")
     print(f"{'L':>5} {'impl':>20} {'fwd ms':>9} {'fwd+bwd ms':>11} {'x ref fwd':>10} {'x ref f+b':>10} "
@@ -397,7 +407,7 @@ def bench_scan(lengths=(256, 1024, 4096), threads=None):
                   f"{nbytes / ms / 1e6:.1f} GB/s; a 256 MB copy here: {bw / 1e9:.1f} GB/s, so the memory floor is "
                   f"{nbytes / bw * 1e3:.1f} ms and the scan takes {ms / (nbytes / bw * 1e3):.1f}x that")
         print("(the rest is arithmetic: one exp per state element and step, 2 x 4 x 256 x 1024 x 16 = 34M of them "
-              "with the backward's recomputation, and ~30 multiply-adds per element in all)")
+              "with the backward's recomputation, and ~25 multiplies/multiply-adds per element and step in all)")
 
 
 def main(argv=None):
