@@ -1170,14 +1170,19 @@ def test_scan_torch_backend_long_sequence(monkeypatch, save_mb):
     assert_matches_ref("torch", 2, 8, 2048, 16, 2, True, True)
 
 
-def test_scan_torch_backend_strong_decay(monkeypatch):
-    # |delta * A| up to ~100 per step: chunks shrink to single clamped steps, still exact to fp32
+@pytest.mark.parametrize("backend", ["torch", "cpp"])
+def test_scan_strong_decay_and_large_deltas(monkeypatch, backend):
+    # |delta * A| up to ~100 per step (torch: chunks shrink to single clamped steps; cpp: its exp2 clamps at
+    # 2^-125), and softplus past torch's threshold of 20: still exact to fp32
+    if backend == "cpp":
+        need_cpp()
     monkeypatch.setattr(ssm_triton, "TORCH_CHUNK", 16)
     inputs = make_inputs(2, 4, 40, 16, None, softplus=True)
     inputs["delta"] = inputs["delta"] * 3 + 2
+    inputs["delta"][0, 0, 5:9] = 25.0
     inputs["A"] = inputs["A"] * 20
     ref = scan_and_grads(selective_scan_ref, inputs, torch.float64, True)
-    got = scan_and_grads(selective_scan, inputs, torch.float32, True, backend="torch")
+    got = scan_and_grads(selective_scan, inputs, torch.float32, True, backend=backend)
     for x, want in [(got[0], ref[0]), (got[1], ref[1])] + [(got[2][k], ref[2][k]) for k in NAMES]:
         assert torch.isfinite(x).all()
         assert (x.double() - want).abs().max() <= TOL * want.abs().max()
@@ -1235,20 +1240,6 @@ def test_scan_cpp_backend_long_sequence():
     # l = 2048 with the default chunk of 64, grouped B/C, n = 16: 32 chunks, the state carried through all
     need_cpp()
     assert_matches_ref("cpp", 2, 8, 2048, 16, 2, True, True)
-
-
-def test_scan_cpp_backend_strong_decay_and_large_deltas():
-    # |delta * A| up to ~100 per step (the exp2 clamps at 2^-125), and softplus past torch's threshold of 20
-    need_cpp()
-    inputs = make_inputs(2, 4, 40, 16, None, softplus=True)
-    inputs["delta"] = inputs["delta"] * 3 + 2
-    inputs["delta"][0, 0, 5:9] = 25.0
-    inputs["A"] = inputs["A"] * 20
-    ref = scan_and_grads(selective_scan_ref, inputs, torch.float64, True)
-    got = scan_and_grads(selective_scan, inputs, torch.float32, True, backend="cpp")
-    for x, want in [(got[0], ref[0]), (got[1], ref[1])] + [(got[2][k], ref[2][k]) for k in NAMES]:
-        assert torch.isfinite(x).all()
-        assert (x.double() - want).abs().max() <= TOL * want.abs().max()
 
 
 def test_scan_cpp_backend_takes_output_gradients_of_any_strides():
