@@ -273,10 +273,11 @@ def plot(rows, out_root):
             ax.scatter([r['exposures_per_fact']], [r['bits_per_param']], s=12)
     for bits in (1.0, 2.0):
         ax.axhline(bits, color='gray', ls='--', lw=0.8)
-    ax.text(1, 2.0, ' 2 bits/param (Allen-Zhu & Li 2024)', fontsize=7, va='bottom')
+    ax.text(0.01, 2.0, '2 bits/param (Allen-Zhu & Li 2024)', fontsize=7, va='bottom', transform=ax.get_yaxis_transform())
     ax.set(xscale='log', xlabel='exposures per fact', ylabel='bits recalled per parameter (in weights)')
+    ax.set_ylim(bottom=-0.05)
     if ax.lines:
-        ax.legend(fontsize=5, ncol=2)
+        ax.legend(fontsize=6, loc='center left')
     fig.tight_layout()
     fig.savefig(os.path.join(out_root, 'bits_per_param.png'), dpi=100)
     plt.close(fig)
