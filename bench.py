@@ -45,6 +45,7 @@ import torch.nn.functional as F
 
 import data
 import db
+import packing
 import sample
 import ssm_triton
 import train
@@ -155,7 +156,7 @@ def ours(cfg, d, batch_rows, n_batches=4, **over):
     c = {**cfg, **over}
     torch.manual_seed(0)
     model = build_model(ModelConfig.from_dict({**c, 'vocab_size': data.VOCAB_SIZE}))
-    packer = train.make_packer({**c, 'batch_size': batch_rows, 'grad_accum': 1}, d)
+    packer = packing.make_packer({**c, 'batch_size': batch_rows, 'grad_accum': 1}, d)
     return model, [tuple(torch.from_numpy(a) for a in packer.next_rows(batch_rows)) for _ in range(n_batches)]
 
 

@@ -41,7 +41,7 @@ import glob
 
 # Top-level files, lowest layer first: a file may import only files of a lower layer (nothing of its own
 # layer or above), anywhere in it, inside functions included.
-LAYERS = [['db'], ['data'], ['ssm_triton'], ['model'], ['calm'], ['sample'], ['train'],
+LAYERS = [['db'], ['data'], ['ssm_triton', 'packing'], ['model'], ['calm'], ['sample'], ['train'],
           ['sweep', 'calm_experiment', 'bench']]
 
 
@@ -503,6 +503,7 @@ import numpy as np
 import torch
 
 import model as M
+import packing
 import sample
 import train
 
@@ -583,7 +584,7 @@ def test_packer_without_doc_mask_reads_a_row_as_one_text():
            'offsets': np.array([0, 5, 8]), 'split': np.array([0, 0], np.uint8)}
     outs = {}
     for doc_mask in (True, False):
-        packer = train.Packer([(tok, np.array([0, 1]), 1.0)], 10, 0, doc_mask=doc_mask)
+        packer = packing.Packer([(tok, np.array([0, 1]), 1.0)], 10, 0, doc_mask=doc_mask)
         idx, tgt, w, pos, seg = packer.build([0])
         outs[doc_mask] = (idx, pos, seg)
     idx, pos, seg = (torch.from_numpy(a) for a in outs[False])
@@ -604,7 +605,7 @@ def test_loss_never_covers_user_text_or_tool_result(tmp_path):
         ids, mask = data.render(msgs)
         tok = {'tokens': np.array(ids, np.uint16), 'mask': np.array(mask, np.uint8),
                'offsets': np.array([0, len(ids)]), 'split': np.array([0], np.uint8)}
-        idx, tgt, w, pos, seg = train.Packer([(tok, np.array([0]), 1.0)], 256, 0).build([0])
+        idx, tgt, w, pos, seg = packing.Packer([(tok, np.array([0]), 1.0)], 256, 0).build([0])
         return [(int(t), float(x)) for t, x in zip(tgt[0], w[0]) if x > 0]
     base = loss_terms('Where?', 'Lake Amy')
     assert base == loss_terms('Where?', 'A much longer and different result text')
@@ -964,8 +965,8 @@ def test_one_document_rows_give_the_loss_of_packed_rows():
     tok = {'tokens': np.array(list(range(30, 90)), np.uint16), 'mask': np.ones(60, np.uint8),
            'offsets': np.array([0, 7, 19, 24, 40, 47, 60]), 'split': np.zeros(6, np.uint8)}
     ids = np.arange(6)
-    packed = train.Packer([(tok, ids, 1.0)], 32, 0)
-    single = train.Packer([(tok, ids, 1.0)], 32, 0, one_per_row=True, batch_rows=2)
+    packed = packing.Packer([(tok, ids, 1.0)], 32, 0)
+    single = packing.Packer([(tok, ids, 1.0)], 32, 0, one_per_row=True, batch_rows=2)
     for arch in ('transformer', 'mamba'):
         m = tiny_model(arch)
 
