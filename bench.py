@@ -137,13 +137,13 @@ def useful_flops(model, batch):
 
 
 def interleaved(settings, rounds=5, steps=4):
-    """settings: {name: (step function, tokens per step)} -> {name: median seconds per step}. Every round
+    """settings: {name: step function (of a step number)} -> {name: median seconds per step}. Every round
     times `steps` steps of each setting in turn, so a drift of the machine's speed hits all alike."""
     times = {name: [] for name in settings}
-    for name, (step, _) in settings.items():   # warm-up
+    for step in settings.values():   # warm-up
         step(0)
     for r in range(rounds):
-        for name, (step, _) in settings.items():
+        for name, step in settings.items():
             t0 = time.perf_counter()
             for i in range(steps):
                 step(r * steps + i)
@@ -215,7 +215,7 @@ def bench_train(nanogpt=None, rounds=5):
                                  ('one dialog per row, 256 rows', True, 256)):
             model, batches = ours(cfg, d, rows, n_embd=width, n_head=2, one_per_row=one)
             name = f"  width {width}, {label}"
-            settings[name] = (stepper(model, batches, one), None)
+            settings[name] = stepper(model, batches, one)
             flops[name] = statistics.mean(useful_flops(model, b) for b in batches)
             tokens[name] = statistics.mean(int((b[4] >= 0).sum()) for b in batches)
             names.append((name, model.num_params()))
@@ -231,7 +231,7 @@ def bench_train(nanogpt=None, rounds=5):
             ours_model, one_rows = ours(cfg, d, 64, n_embd=width, n_head=2, one_per_row=True)
             _, packed_rows = ours(cfg, d, 6, n_embd=width, n_head=2)
             ng_model, ng_step = nanogpt_stepper(module, ours_model.num_params(), 2, 2, packed_rows)
-            settings = {'ours': (stepper(ours_model, one_rows, True), None), 'nanoGPT': (ng_step, None)}
+            settings = {'ours': stepper(ours_model, one_rows, True), 'nanoGPT': ng_step}
             sec = interleaved(settings, rounds)
             tps = {'ours': statistics.mean(int((b[4] >= 0).sum()) for b in one_rows) / sec['ours'],
                    'nanoGPT': statistics.mean(int((b[4] >= 0).sum()) for b in packed_rows) / sec['nanoGPT']}
@@ -247,7 +247,7 @@ def bench_train(nanogpt=None, rounds=5):
     for label, one, rows in (('packed rows 8 x 512', False, 8), ('one dialog per row, 32 rows', True, 32)):
         tr, tr_rows = ours(tool, dt, rows, one_per_row=one)
         mb, mb_rows = ours(tool, dt, rows, arch='mamba', n_embd=88, one_per_row=one)   # the same rows
-        sec = interleaved({'t': (stepper(tr, tr_rows, one), None), 'm': (stepper(mb, mb_rows, one), None)}, rounds, 2)
+        sec = interleaved({'t': stepper(tr, tr_rows, one), 'm': stepper(mb, mb_rows, one)}, rounds, 2)
         tok = statistics.mean(int((b[4] >= 0).sum()) for b in tr_rows)
         print(f"tool QA, {label}: Transformer {tr.num_params():,} params {tok / sec['t']:,.0f} tok/s; "
               f"Mamba {mb.num_params():,} params {tok / sec['m']:,.0f} tok/s (scan: {ssm_triton.LAST_BACKEND}); "

@@ -285,8 +285,9 @@ class CALM(nn.Module):
         with hooked([(self.anchor_blocks[i], read(conns)) for i, conns in reads.items()]):
             return run_anchor()
 
-    def forward(self, idx, pos=None, seg=None):
-        """idx (b, t) -> the anchor's logits (b, t, v); pos, seg as in model.Transformer.forward (packed rows)."""
+    def forward(self, idx, pos=None, seg=None, at=None):
+        """idx (b, t) -> the anchor's logits (b, t, v), or (n, v) at the positions at (b, t) marks; pos, seg as
+        in model.Transformer.forward (packed rows)."""
         b, t = idx.shape
         call = (lambda m: m(idx)) if pos is None and seg is None else (lambda m: m(idx, pos=pos, seg=seg))
         run_augment = call
@@ -299,7 +300,8 @@ class CALM(nn.Module):
             answers, scatter = self._answers(idx, ok, seg)
             run_augment = lambda m: m(answers)                                    # noqa: E731
         mask, live = self._mask(ok, torch.arange(t, device=idx.device), seg)
-        return self._compose(lambda j, m: run_augment(m), lambda: call(self.anchor), p, mask, live, scatter=scatter)
+        logits = self._compose(lambda j, m: run_augment(m), lambda: call(self.anchor), p, mask, live, scatter=scatter)
+        return logits if at is None else logits[at]
 
     @staticmethod
     def _ends_before(idx, token, seg):

@@ -57,7 +57,6 @@ class Packer:
         self._pack()
 
     def _pack(self):
-        self._seen_epoch = None   # copies_seen's counts are of the previous packing
         rng = np.random.default_rng([self.seed, self.epoch])
         src, doc = [], []
         for k, (tok, ids, copies) in enumerate(self.sources):
@@ -76,15 +75,17 @@ class Packer:
         lens = np.minimum(lens, self.T)  # a document longer than a row is cut (make_packer warns)
         if self.one_per_row:
             self._batch_by_length(rng, lens)
-            return
-        row_of, used, r = np.empty(len(lens), np.int64), 0, 0
-        for i, n in enumerate(lens.tolist()):  # greedy: next document goes in the current row if it fits
-            if used + n > self.T:
-                r, used = r + 1, 0
-            row_of[i], used = r, used + n
-        self.lens, self.row_of = lens, row_of
-        self.row_start = np.searchsorted(row_of, np.arange(r + 2))  # documents of row j: [row_start[j], row_start[j+1])
-        self.n_rows = r + 1
+        else:
+            row_of, used, r = np.empty(len(lens), np.int64), 0, 0
+            for i, n in enumerate(lens.tolist()):  # greedy: next document goes in the current row if it fits
+                if used + n > self.T:
+                    r, used = r + 1, 0
+                row_of[i], used = r, used + n
+            self.lens = lens
+            self.row_start = np.searchsorted(row_of, np.arange(r + 2))  # documents of row j: [row_start[j], row_start[j+1])
+            self.n_rows = r + 1
+        # per source, how many of its documents come before each position (copies_seen)
+        self._before = np.stack([np.concatenate([[0], np.cumsum(self.src == k)]) for k in range(len(self.sources))])
 
     def _batch_by_length(self, rng, lens):
         """One document per row, in an order where each run of batch_rows rows has similar lengths."""
@@ -95,14 +96,11 @@ class Packer:
         batches = rng.permutation(n_full // B)
         order = np.concatenate([order[:n_full].reshape(-1, B)[batches].reshape(-1), order[n_full:]])
         self.src, self.doc, self.lens = self.src[order], self.doc[order], lens[order]
-        self.row_of, self.row_start, self.n_rows = np.arange(n), np.arange(n + 1), n
+        self.row_start, self.n_rows = np.arange(n + 1), n
 
     def copies_seen(self):
         """Per source, how many copies of its documents were trained on so far (epochs x copies per epoch)."""
-        if self._seen_epoch != self.epoch:  # per source: how many of its documents come before each position
-            self._cum = np.stack([np.concatenate([[0], np.cumsum(self.src == k)]) for k in range(len(self.sources))])
-            self._seen_epoch = self.epoch
-        done, per_epoch = self._cum[:, self.row_start[self.row]], self._cum[:, -1]
+        done, per_epoch = self._before[:, self.row_start[self.row]], self._before[:, -1]
         return [(self.epoch * per_epoch[k] + done[k]) / len(ids) for k, (_, ids, _) in enumerate(self.sources)]
 
     def next_rows(self, n):

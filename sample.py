@@ -207,12 +207,10 @@ def main(argv):
         sys.exit(f"error: {db_path} not found; run `python data.py all --data_dir {data_dir}`")
     print(f"{args.out_dir}: {cfg['arch']}, {model.num_params():,} params, answering {'through SQL' if tool else 'from the weights'}")
     if args.eval:
-        qs = eval_questions(data_dir, tool, args.max_per_split)
+        recall = evaluate(model, {**cfg, 'tool': tool}, data_dir, args.max_per_split)
         print(f"{'split':10s} {'questions':>10s} {'recall':>8s}")
-        for split, items in qs.items():
-            got = answer(model, [q for q, _ in items], tool, db_path)
-            hits = sum(is_right(a['answer'], gold) for (_, gold), a in zip(items, got))
-            print(f"{split:10s} {len(items):>10d} {hits / max(1, len(items)):>8.3f}")
+        for split, items in eval_questions(data_dir, tool, args.max_per_split).items():
+            print(f"{split:10s} {len(items):>10d} {recall[split] or 0:>8.3f}")
         return
     questions = [args.question] if args.question else None
     while True:

@@ -430,11 +430,8 @@ def train(cfg):
             with ctx, autocast:
                 if cfg['one_per_row']:   # causal attention, no mask
                     p = s = None
-                if cfg['arch'] == 'calm':
-                    logits, y, w = model(x, pos=p, seg=s).flatten(0, 1), y.view(-1), w.view(-1)
-                else:   # the head only where the loss is
-                    at = w > 0
-                    logits, y, w = model(x, pos=p, seg=s, at=at), y[at], w[at]
+                at = w > 0   # logits only where the loss is (the head is a large part of a tiny model)
+                logits, y, w = model(x, pos=p, seg=s, at=at), y[at], w[at]
                 loss = (F.cross_entropy(logits, y, reduction='none') * w).sum() / n_loss.to(device)
             (loss * world).backward()   # DDP averages gradients over ranks; we want the global mean
             loss_sum += loss.detach().float().cpu()
