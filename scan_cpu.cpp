@@ -113,6 +113,19 @@ inline V vmin(V a, V b) {
   return a < b ? a : b;
 }
 
+// a * b + c with one rounding, on the recurrences' critical paths: written as a * b + c, GCC contracts
+// whichever product it likes, and fusing the other one (du B, g C) leaves a multiply and an FMA in the chain
+template <class V>
+inline V vfma(V a, V b, V c) {
+#if defined(__AVX512F__)
+  if constexpr (sizeof(V) == 64) return _mm512_fmadd_ps(a, b, c);
+#endif
+#if defined(__FMA__)
+  if constexpr (sizeof(V) == 32) return _mm256_fmadd_ps(a, b, c);
+#endif
+  return a * b + c;
+}
+
 // the sum of each vector's 8 lanes
 inline float hsum(v8 v) {
   v4 s = __builtin_shufflevector(v, v, 0, 1, 2, 3) + __builtin_shufflevector(v, v, 4, 5, 6, 7);
@@ -278,7 +291,7 @@ void fwd_row(const Dims& s, const Extras& x, int64_t ch, const float* u, const f
     const float* Cp = Ct + t * np;
     vf acc = splatf(0.0f);
     for (int v = 0; v < NV; ++v) {
-      h[v] = vexp2(d * A2[v]) * h[v] + du * loadf(Bp + W * v);
+      h[v] = vfma(vexp2(d * A2[v]), h[v], du * loadf(Bp + W * v));
       acc += h[v] * loadf(Cp + W * v);
     }
     return fold(acc);
@@ -313,12 +326,13 @@ void fwd_row(const Dims& s, const Extras& x, int64_t ch, const float* u, const f
 // One (batch, channel) of the backward: du, ddelta, dz rows written; dB/dC (l, np) partial sums of the
 // channel's block accumulated (+=); dA (n), dD and ddelta_bias (this row's shares) written.
 // gout: the row of the output's gradient, with stride gstride (0 for the expanded ones of y.sum()'s
-// backward); dt, gy: scratch rows of l floats; hs, ahs, as: scratch of chunk x NV vectors each.
+// backward); dt, gy: scratch rows of l floats; rec: scratch of chunk x 3 NV vectors (the recomputed chunk:
+// per step h_t, a_t h_{t-1} and a_t, side by side so that one pointer reaches all three).
 template <int NVT>
 void bwd_row(const Dims& s, const Extras& x, int64_t ch, const float* gout, int64_t gstride, const float* u,
              const float* delta, const float* z, const float* ypre, const float* A2row, const float* Bt,
              const float* Ct, const float* st, float* gu, float* gdelta, float* gz, float* gBp, float* gCp,
-             float* gArow, float* gD, float* gbias, float* dt, float* gy, vf* hs, vf* ahs, vf* as) {
+             float* gArow, float* gD, float* gbias, float* dt, float* gy, vf* rec) {
   const int NV = NVT ? NVT : s.np / W;
   const int64_t np = s.np;  // a local: GCC would reload it from s at every step
   dt_row(s, x, ch, delta, dt);
@@ -345,13 +359,15 @@ void bwd_row(const Dims& s, const Extras& x, int64_t ch, const float* gout, int6
   } else {
     gy = const_cast<float*>(gout);  // only read below
   }
-  Vecs<NVT> A2(NV), h(NV), gh(NV), gA(NV);
+  // gh: the adjoint of h_t from the later steps, carried as that of h_{t+1} with an = a_{t+1}, so that each
+  // step's recurrence is the single FMA gh = an gh + g C_t (a multiply then an add would double its latency)
+  Vecs<NVT> A2(NV), h(NV), gh(NV), gA(NV), an(NV);
   for (int v = 0; v < NV; ++v) {
     A2[v] = loadf(A2row + W * v);
-    gh[v] = gA[v] = splatf(0.0f);
+    gh[v] = gA[v] = an[v] = splatf(0.0f);
   }
-  // one step of the adjoint at time t, chunk start t0, from the recomputed hs = h_t, ahs = a_t h_{t-1},
-  // as = a_t = exp(dt_t A); gh is the adjoint of h_t from the later steps. Returns the vectors whose lane
+  // one step of the adjoint at time t, chunk start t0, from the recomputed h_t, a_t h_{t-1} and
+  // a_t = exp(dt_t A) in rec; gh, an as above. Returns the vectors whose lane
   // sums are gh . B_t and (grad of the exponent dt A log2(e)) . A log2(e)
   auto step = [&](int64_t t, int64_t t0, v8& sB8, v8& sA8) INLINE {
     const float d = dt[t], du = d * u[t], g = gy[t];
@@ -359,19 +375,19 @@ void bwd_row(const Dims& s, const Extras& x, int64_t ch, const float* gout, int6
     const float* Cp = Ct + t * np;
     float* gBt = gBp + t * np;
     float* gCt = gCp + t * np;
-    const vf* hp = hs + (t - t0) * NV;
-    const vf* ahp = ahs + (t - t0) * NV;
-    const vf* ap = as + (t - t0) * NV;
+    const vf* hp = rec + (t - t0) * 3 * NV;
+    const vf* ahp = hp + NV;
+    const vf* ap = hp + 2 * NV;
     vf sB = splatf(0.0f), sA = splatf(0.0f);
     for (int v = 0; v < NV; ++v) {
       storef(gCt + W * v, loadf(gCt + W * v) + g * hp[v]);  // y_t = C_t . h_t
-      gh[v] += g * loadf(Cp + W * v);                        // now the full adjoint of h_t
+      gh[v] = vfma(an[v], gh[v], g * loadf(Cp + W * v));    // the full adjoint of h_t: one FMA on the chain
+      an[v] = ap[v];
       storef(gBt + W * v, loadf(gBt + W * v) + du * gh[v]);  // h_t = a_t h_{t-1} + dt u B_t
       sB += gh[v] * loadf(Bp + W * v);                       // -> grad of dt u
       const vf gah = gh[v] * ahp[v];                         // grad of the decay's exponent dt A
       sA += gah * A2[v];
       gA[v] += gah * d;
-      gh[v] *= ap[v];  // adjoint of h_{t-1} via step t
     }
     sB8 = fold(sB), sA8 = fold(sA);
   };
@@ -382,12 +398,12 @@ void bwd_row(const Dims& s, const Extras& x, int64_t ch, const float* gout, int6
     for (int64_t t = t0; t < t1; ++t) {
       const float d = dt[t], du = d * u[t];
       const float* Bp = Bt + t * np;
-      vf* hp = hs + (t - t0) * NV;
-      vf* ahp = ahs + (t - t0) * NV;
-      vf* ap = as + (t - t0) * NV;
-      for (int v = 0; v < NV; ++v) {
-        const vf a = vexp2(d * A2[v]), ah = a * h[v];
-        h[v] = ah + du * loadf(Bp + W * v);
+      vf* hp = rec + (t - t0) * 3 * NV;
+      vf* ahp = hp + NV;
+      vf* ap = hp + 2 * NV;
+      for (int v = 0; v < NV; ++v) {  // h_t = a h_{t-1} + du B_t as one FMA, as the forward computes it
+        const vf a = vexp2(d * A2[v]), ah = a * h[v];  // (ah off the recurrence's critical path)
+        h[v] = vfma(a, h[v], du * loadf(Bp + W * v));
         ap[v] = a, ahp[v] = ah, hp[v] = h[v];
       }
     }
@@ -674,7 +690,7 @@ void bwd_impl(const Dims& s, int64_t nblk, int64_t cb, const float* gout, at::In
   const float *u = in.u.data_ptr<float>(), *delta = in.delta.data_ptr<float>(), *A2 = in.A2.data_ptr<float>();
   const float *Bt = in.Bt.data_ptr<float>(), *Ct = in.Ct.data_ptr<float>();
   run_tasks(s.b * s.g * nblk, [&](auto& next) {
-    std::vector<vf> hs(s.chunk * NV), ahs(s.chunk * NV), as(s.chunk * NV);
+    std::vector<vf> rec(3 * s.chunk * NV);
     std::vector<float> dt(s.l), gy(s.l);
     for (int64_t task; (task = next()) >= 0;) {
       const int64_t grp = task / nblk, blk = task % nblk, bi = grp / s.g;  // grp: b * g + group
@@ -688,7 +704,7 @@ void bwd_impl(const Dims& s, int64_t nblk, int64_t cb, const float* gout, at::In
                      Bt + grp * s.l * s.np, Ct + grp * s.l * s.np,
                      st + i * (s.nchunks + 1) * s.n, G.gu + r, G.gdelta + r, G.gz ? G.gz + r : nullptr,
                      G.gBp + task * s.l * s.np, G.gCp + task * s.l * s.np, G.gA + i * s.n, G.gD + i,
-                     G.gbias + i, dt.data(), gy.data(), hs.data(), ahs.data(), as.data());
+                     G.gbias + i, dt.data(), gy.data(), rec.data());
       }
     }
   });

@@ -4,8 +4,9 @@
 #    decayed (cosine) to 5e-4 over 150 exposures per fact; a run stops once 95% of 300 trained questions are
 #    right (checked every ~10 exposures). A constant learning rate filled models far more slowly
 #    (results/recipe_probes/);
-#  - with the tool: three sizes of trained people (1000, 2000, 4000), a fixed budget, 95% asked on trained,
-#    held-out and unseen people.
+#  - with the tool: three sizes of trained people (1000, 2000, 4000), width 32 (49.8K parameters), a fixed
+#    8,000 steps of 32 dialogs; 95% asked on trained, held-out and unseen people. 3,000 steps left width 32 at
+#    76-86% on new people and width 16 at 0% (results/recipe_probes/tool_3000_steps).
 out_root = 'results/sweep_cpu'
 options = dict(launcher='local', max_parallel=2)
 EXPOSURES, ROWS = 150, 24
@@ -13,11 +14,11 @@ steps = lambda n_people, exposures: max(1, exposures * 4 * n_people // ROWS)   #
 in_weights = lambda n, widths: dict(arch=['transformer'], tool=[False], n_people=[n], n_embd=widths, held_out=[0.0],
                                     n_unseen=[10], max_iters=[steps(n, EXPOSURES)], eval_interval=[steps(n, 10)],
                                     stop_recall=[0.95])
-with_tool = dict(tool=[True], held_out=[0.2], n_unseen=[100], max_iters=[3000], batch_size=[32], learning_rate=[3e-3],
+with_tool = dict(tool=[True], held_out=[0.2], n_unseen=[100], max_iters=[8000], batch_size=[32], learning_rate=[3e-3],
                  min_lr=[3e-4], weight_decay=[0.3], eval_interval=[100000])
 grid = [
-    in_weights(125, [16, 32]), in_weights(250, [16, 32]), in_weights(500, [32, 64]), in_weights(1000, [32, 64]),
-    dict(arch=['transformer'], n_people=[1250, 2500, 5000], n_embd=[16, 32], **with_tool),
+    in_weights(125, [16, 24, 28, 32]), in_weights(250, [16, 24, 28, 32]), in_weights(500, [32, 48, 64]),
+    in_weights(1000, [32, 48, 64]), dict(arch=['transformer'], n_people=[1250, 2500, 5000], n_embd=[32], **with_tool),
 ]
 base = dict(
     n_layer=2, n_head=2, seed=0, one_per_row=True, batch_size=ROWS, block_size=256, learning_rate=5e-3, min_lr=5e-4,
