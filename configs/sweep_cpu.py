@@ -7,6 +7,8 @@
 #  - with the tool: three sizes of trained people (1000, 2000, 4000), width 32 (49.8K parameters), a fixed
 #    8,000 steps of 32 dialogs; 95% asked on trained, held-out and unseen people. 3,000 steps left width 32 at
 #    76-86% on new people and width 16 at 0% (results/recipe_probes/tool_3000_steps).
+#  - Mamba (2 layers, d_state 16): in weights width 48 (64,848 params) at 1,000 facts and 64 (99,264) at 2,000;
+#    with the tool width 88 (163,240) at 2,000 and 4,000 trained people.
 out_root = 'results/sweep_cpu'
 options = dict(launcher='local', max_parallel=2)
 EXPOSURES, ROWS = 150, 24
@@ -19,6 +21,10 @@ with_tool = dict(tool=[True], held_out=[0.2], n_unseen=[100], max_iters=[8000], 
 grid = [
     in_weights(125, [16, 24, 28, 32]), in_weights(250, [16, 24, 28, 32]), in_weights(500, [32, 48, 64]),
     in_weights(1000, [32, 48, 64]), dict(arch=['transformer'], n_people=[1250, 2500, 5000], n_embd=[32], **with_tool),
+    # Mamba, two points each: with the tool configs/mamba_tool.py's recipe at 2,000 and 4,000 trained people
+    dict(arch=['mamba'], n_people=[5000, 2500], n_embd=[88], **{**with_tool, 'max_iters': [5500], 'learning_rate': [5e-3],
+                                                             'min_lr': [5e-4]}),
+    {**in_weights(500, [64]), 'arch': ['mamba']}, {**in_weights(250, [48]), 'arch': ['mamba']},
 ]
 base = dict(
     n_layer=2, n_head=2, seed=0, one_per_row=True, batch_size=ROWS, block_size=256, learning_rate=5e-3, min_lr=5e-4,
