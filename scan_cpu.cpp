@@ -92,38 +92,32 @@ inline float lanesum(const vf& v) {
   return s;
 }
 
-template <class V>
-inline V vmax(V a, V b) {
+// Vector ops as the one instruction they are where the vector is one AVX-512 / AVX register: GCC does not
+// always make one of the plain expression (a > b ? a : b), and for a * b + c it fuses whichever product it
+// likes, where on the recurrences' critical paths (h = a h + du B, gh = an gh + g C) it must fuse a * b, or
+// the chain holds a multiply and an FMA. The macros drop the intrinsic where the target lacks it.
 #if defined(__AVX512F__)
-  if constexpr (sizeof(V) == 64) return _mm512_max_ps(a, b);
+#define ON_AVX512(V, e) if constexpr (sizeof(V) == 64) return e;
+#else
+#define ON_AVX512(V, e)
 #endif
 #if defined(__AVX__)
-  if constexpr (sizeof(V) == 32) return _mm256_max_ps(a, b);
-#endif
-  return a > b ? a : b;  // GCC does not always make this one vmaxps
-}
-template <class V>
-inline V vmin(V a, V b) {
-#if defined(__AVX512F__)
-  if constexpr (sizeof(V) == 64) return _mm512_min_ps(a, b);
-#endif
-#if defined(__AVX__)
-  if constexpr (sizeof(V) == 32) return _mm256_min_ps(a, b);
-#endif
-  return a < b ? a : b;
-}
-
-// a * b + c with one rounding, on the recurrences' critical paths: written as a * b + c, GCC contracts
-// whichever product it likes, and fusing the other one (du B, g C) leaves a multiply and an FMA in the chain
-template <class V>
-inline V vfma(V a, V b, V c) {
-#if defined(__AVX512F__)
-  if constexpr (sizeof(V) == 64) return _mm512_fmadd_ps(a, b, c);
+#define ON_AVX(V, e) if constexpr (sizeof(V) == 32) return e;
+#else
+#define ON_AVX(V, e)
 #endif
 #if defined(__FMA__)
-  if constexpr (sizeof(V) == 32) return _mm256_fmadd_ps(a, b, c);
+#define ON_FMA(V, e) if constexpr (sizeof(V) == 32) return e;
+#else
+#define ON_FMA(V, e)
 #endif
-  return a * b + c;
+template <class V>
+inline V vmax(V a, V b) { ON_AVX512(V, _mm512_max_ps(a, b)) ON_AVX(V, _mm256_max_ps(a, b)) return a > b ? a : b; }
+template <class V>
+inline V vmin(V a, V b) { ON_AVX512(V, _mm512_min_ps(a, b)) ON_AVX(V, _mm256_min_ps(a, b)) return a < b ? a : b; }
+template <class V>  // a * b + c with one rounding
+inline V vfma(V a, V b, V c) {
+  ON_AVX512(V, _mm512_fmadd_ps(a, b, c)) ON_FMA(V, _mm256_fmadd_ps(a, b, c)) return a * b + c;
 }
 
 // the sum of each vector's 8 lanes
