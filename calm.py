@@ -120,7 +120,7 @@ class CrossAttention(nn.Module):
         b, s, _ = m.shape
         kv = self.wkv(self.proj(self.norm_m(m))).view(b, s, -1, self.h, self.e)    # (b, s, 1 or 2, h, e)
         k, v = (self.pos_k.to(kv.dtype).expand(b, s, -1, -1), kv[:, :, 0]) if self.pos_k is not None else kv.unbind(2)
-        k = apply_rope(k, *rope(pos, self.e, self.theta))
+        k = apply_rope(k, *rope(pos, self.e, self.theta, self.h))
         return k.transpose(1, 2), v.transpose(1, 2)
 
     def forward(self, x, k, v, pos, mask, kpos=None):
@@ -128,7 +128,7 @@ class CrossAttention(nn.Module):
         mask (b, 1, t, s) -> (b, t, d)."""
         b, t, d = x.shape
         xn = self.norm_x(x)
-        q = apply_rope(self.wq(xn).view(b, t, self.h, self.e), *rope(pos, self.e, self.theta))
+        q = apply_rope(self.wq(xn).view(b, t, self.h, self.e), *rope(pos, self.e, self.theta, self.h))
         if self.slope is not None:
             dist = (pos[:, None, :, None] - kpos[:, None, None, :]).abs().to(q.dtype)        # (b, 1, t, s)
             mask = (-self.slope[:, None, None].to(q.dtype) * dist).masked_fill(~mask, float('-inf'))  # (b, h, t, s)

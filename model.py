@@ -52,17 +52,23 @@ class RMSNorm(nn.Module):
 
 
 # ----------------------------------------------------------------------------- Transformer
-def rope(pos, e, theta):
-    """Rotary embedding tables for integer positions pos (b, t) -> cos, sin (b, t, 1, e/2).
-    Positions are per token, so packed documents can each start again at 0; pos (1, t) serves all rows."""
+def rope(pos, e, theta, heads=1):
+    """Rotary tables for integer positions pos (b, t) -> cos, sin (b, t, heads, e) for apply_rope. Positions
+    are per token, so packed documents can each start again at 0; pos (1, t) serves all rows. The tables are
+    written out over the heads x is rotated with, so that the products run along contiguous rows (broadcasting
+    a head dim of 8-16 made rotary ~10% of a tiny model's step on CPU)."""
     inv_freq = theta ** (-torch.arange(0, e, 2, device=pos.device, dtype=torch.float32) / e)  # (e/2,)
     ang = pos.float()[..., None] * inv_freq                                                   # (b, t, e/2)
-    return ang.cos()[:, :, None], ang.sin()[:, :, None]
+    cos, sin = ang.cos(), ang.sin()
+    cos, sin = torch.cat([cos, cos], -1), torch.cat([-sin, sin], -1)                          # (b, t, e)
+    return tuple(z[:, :, None].expand(-1, -1, heads, -1).contiguous() for z in (cos, sin))
 
 
 def apply_rope(x, cos, sin):
-    x1, x2 = x.float().chunk(2, dim=-1)                                                        # (b, t, h, e/2)
-    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).type_as(x)
+    """x (b, t, h, e): each pair (x1, x2) = (x_i, x_{i+e/2}) turned by its angle, (x1 cos - x2 sin, x2 cos + x1 sin),
+    written as x * cos + (x2, x1) * sin with sin's first half negated (the same floats, in fewer ops)."""
+    x1, x2 = x.float().chunk(2, dim=-1)
+    return (x.float() * cos + torch.cat([x2, x1], dim=-1) * sin).type_as(x)
 
 
 class KVCache:
@@ -88,9 +94,9 @@ class Attention(nn.Module):
 
     def forward(self, x, cos, sin, mask, cache=None, slot=0):
         b, t, d = x.shape
-        q, k, v = self.wqkv(x).view(b, t, 3, self.h, self.e).unbind(2)   # each (b, t, h, e)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (b, h, t, e)
+        qkv = self.wqkv(x).view(b, t, 3 * self.h, self.e)
+        q, k = apply_rope(qkv[:, :, :2 * self.h], cos, sin).split(self.h, dim=2)  # both rotated at once: (b, t, h, e)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), qkv[:, :, 2 * self.h:].transpose(1, 2)  # (b, h, t, e)
         if cache is not None:
             k, v = cache.update(slot, k, v)                                 # (b, h, s, e)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None)
@@ -168,11 +174,15 @@ class Transformer(LM):
             causal = torch.ones(t, t, dtype=torch.bool, device=idx.device).tril()
             mask = (seg[:, :, None] == seg[:, None, :]) & causal                # (b, t, t)
             mask = mask[:, None]                                                # (b, 1, t, t)
-        cos, sin = rope(pos, self.config.n_embd // self.config.n_head, self.config.rope_theta)
+        cos, sin = self.rope_tables(pos)
         x = self.embed(idx)
         for block in self.blocks:
             x = block(x, cos, sin, mask)
         return self.logits(x, at)
+
+    def rope_tables(self, pos):  # for q and k together: (b, t, 2 * heads, head dim)
+        c = self.config
+        return rope(pos, c.n_embd // c.n_head, c.rope_theta, 2 * c.n_head)
 
     # -- generation (gpt-fast style: preallocated cache, prefill once, then one token per step)
     def new_cache(self, b, s):
@@ -191,7 +201,7 @@ class Transformer(LM):
         pos = (q_slot[None] - pad[:, None]).clamp(min=0)                          # (b, t)
         mask = (k_slot[None, None] <= q_slot[None, :, None]) & (k_slot[None, None] >= pad[:, None, None])
         mask = mask | (k_slot[None, None] == q_slot[None, :, None])              # a pad query sees itself: no NaN
-        cos, sin = rope(pos, self.config.n_embd // self.config.n_head, self.config.rope_theta)
+        cos, sin = self.rope_tables(pos)
         x = self.embed(idx)
         for block, kv in zip(self.blocks, cache['layers']):
             x = block(x, cos, sin, mask[:, None], kv, s0)

@@ -18,13 +18,12 @@ in_weights = lambda n, widths, arch='transformer': dict(arch=[arch], tool=[False
                                                       eval_interval=[steps(n, 10)], stop_recall=[0.95])
 with_tool = dict(tool=[True], held_out=[0.2], n_unseen=[100], max_iters=[8000], batch_size=[32], learning_rate=[3e-3],
                  min_lr=[3e-4], weight_decay=[0.3], eval_interval=[100000])
-grid = [
-    in_weights(125, [16, 24, 28, 32]), in_weights(250, [16, 24, 28, 32]), in_weights(500, [32, 48, 64]),
-    in_weights(1000, [32, 48, 64]), dict(arch=['transformer'], n_people=[1250, 2500, 5000], n_embd=[32], **with_tool),
-    # Mamba, two points each: with the tool configs/mamba_tool.py's recipe at 2,000 and 4,000 trained people
-    dict(arch=['mamba'], n_people=[5000, 2500], n_embd=[88],
+grid = [   # longest runs first, so that the two slots end about together (the order does not name runs)
+    dict(arch=['mamba'], n_people=[5000, 2500], n_embd=[88],   # Mamba with the tool: configs/mamba_tool.py's recipe
          **with_tool | dict(max_iters=[5500], learning_rate=[5e-3], min_lr=[5e-4])),
-    in_weights(500, [64], 'mamba'), in_weights(250, [48], 'mamba'),
+    dict(arch=['transformer'], n_people=[5000, 2500, 1250], n_embd=[32], **with_tool),
+    in_weights(1000, [64, 48, 32]), in_weights(500, [64], 'mamba'), in_weights(500, [64, 48, 32]),
+    in_weights(250, [48], 'mamba'), in_weights(250, [32, 28, 24, 16]), in_weights(125, [32, 28, 24, 16]),
 ]
 base = dict(
     n_layer=2, n_head=2, seed=0, one_per_row=True, batch_size=ROWS, block_size=256, learning_rate=5e-3, min_lr=5e-4,
