@@ -992,6 +992,26 @@ def test_one_document_rows_give_the_loss_of_packed_rows():
     assert single.copies_seen() == [2 / 6]
 
 
+def test_rope_turns_each_pair_by_its_angle_and_attention_sees_only_distances():
+    """apply_rope against the rotation written out in float64, (x_i, x_{i+e/2}) turned by pos * theta^(-2i/e),
+    with tables over 1 head or written out over all of them; q . k after rotary depends on the distance only."""
+    torch.manual_seed(0)
+    b, t, h, e, theta = 2, 7, 3, 8, 10000.0
+    x, pos = torch.randn(b, t, h, e), torch.randint(0, 50, (b, t))
+    ang = pos.double()[..., None, None] * theta ** (-torch.arange(0, e, 2).double() / e)     # (b, t, 1, e/2)
+    x1, x2 = x.double().chunk(2, -1)
+    want = torch.cat([x1 * ang.cos() - x2 * ang.sin(), x2 * ang.cos() + x1 * ang.sin()], -1)
+    for heads in (1, h):
+        cos, sin = M.rope(pos, e, theta, heads)
+        assert cos.shape == (b, t, heads, e)
+        torch.testing.assert_close(M.apply_rope(x, cos, sin).double(), want, rtol=0, atol=1e-5)
+    q, k = torch.randn(1, 1, 1, e), torch.randn(1, 1, 1, e)                                    # one token each
+    at = lambda p: M.rope(torch.tensor([[p]]), e, theta)
+    dot = lambda m, n: (M.apply_rope(q, *at(m)) * M.apply_rope(k, *at(n))).sum()
+    torch.testing.assert_close(dot(5, 2), dot(13, 10), rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(dot(5, 2), dot(5, 4), rtol=1e-3)
+
+
 # ----------------------------------------------------------------------------- sweep
 import sweep
 
@@ -1956,3 +1976,20 @@ def test_cuda_cached_generation_equals_recomputation(arch):
     prompts = random_prompts(4, seed=1)
     for p, g in zip(prompts, M.generate(m, prompts, 12, stop)):
         assert g == greedy_without_cache(m, p, 12, stop)
+
+
+# ----------------------------------------------------------------------------- bench.py
+import bench
+
+
+def test_bench_step_breakdown_counts_the_matmuls_and_shares_add_up():
+    torch.manual_seed(0)
+    x, w, q = torch.randn(256, 64), torch.randn(64, 48), torch.randn(2, 2, 16, 8)
+
+    def step(i):
+        (x @ w).relu().sum()
+        F.scaled_dot_product_attention(q, q, q, is_causal=True)
+    b = bench.step_breakdown(step, steps=3)
+    assert b['matmul_flops'] == 3 * 2 * 256 * 64 * 48
+    assert b['matmul'] > 0 and b['attention'] > 0 and b['rest'] > 0 and b['matmul_seconds'] > 0
+    assert abs(b['matmul'] + b['attention'] + b['rest'] - 1) < 1e-9
