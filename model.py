@@ -67,8 +67,9 @@ def rope(pos, e, theta, heads=1):
 def apply_rope(x, cos, sin):
     """x (b, t, h, e): each pair (x1, x2) = (x_i, x_{i+e/2}) turned by its angle, (x1 cos - x2 sin, x2 cos + x1 sin),
     written as x * cos + (x2, x1) * sin with sin's first half negated (the same floats, in fewer ops)."""
-    x1, x2 = x.float().chunk(2, dim=-1)
-    return (x.float() * cos + torch.cat([x2, x1], dim=-1) * sin).type_as(x)
+    xf = x.float()
+    x1, x2 = xf.chunk(2, dim=-1)
+    return (xf * cos + torch.cat([x2, x1], dim=-1) * sin).type_as(x)
 
 
 class KVCache:
