@@ -3,7 +3,8 @@
 #  - in weights: every trained person's QA (held_out 0), rows of one dialog each, 24 a step; learning rate 5e-3
 #    decayed (cosine) to 5e-4 over 150 exposures per fact; a run stops once 95% of 300 trained questions are
 #    right (checked every ~10 exposures). A constant learning rate filled models far more slowly
-#    (results/recipe_probes/);
+#    (results/recipe_probes/). Widths: the two around the 95% threshold at each fact count (found by the
+#    first full grid, results/sweep_cpu/NOTES.md), all four at 500 facts;
 #  - with the tool: three sizes of trained people (1000, 2000, 4000), width 32 (49.8K parameters), a fixed
 #    8,000 steps of 32 dialogs; 95% asked on trained, held-out and unseen people. 3,000 steps left width 32 at
 #    76-86% on new people and width 16 at 0% (results/recipe_probes/tool_3000_steps).
@@ -22,8 +23,8 @@ grid = [   # longest runs first, so that the two slots end about together (the o
     dict(arch=['mamba'], n_people=[5000, 2500], n_embd=[88],   # Mamba with the tool: configs/mamba_tool.py's recipe
          **with_tool | dict(max_iters=[5500], learning_rate=[5e-3], min_lr=[5e-4])),
     dict(arch=['transformer'], n_people=[5000, 2500, 1250], n_embd=[32], **with_tool),
-    in_weights(1000, [64, 48, 32]), in_weights(500, [64], 'mamba'), in_weights(500, [64, 48, 32]),
-    in_weights(250, [48], 'mamba'), in_weights(250, [32, 28, 24, 16]), in_weights(125, [32, 28, 24, 16]),
+    in_weights(1000, [64, 48]), in_weights(500, [64], 'mamba'), in_weights(500, [48, 32]),
+    in_weights(250, [48], 'mamba'), in_weights(250, [32, 28]), in_weights(125, [32, 28, 24, 16]),
 ]
 base = dict(
     n_layer=2, n_head=2, seed=0, one_per_row=True, batch_size=ROWS, block_size=256, learning_rate=5e-3, min_lr=5e-4,
