@@ -733,6 +733,7 @@ BAD_CONFIG = [  # train.py's checks in-process (get_config): (argv, the key the 
     (['--arch=calm', '--anchor_dir=a', '--augment_dirs=b', '--calm_gate_reads=True'], 'calm_gate_reads'),
     (['--arch=calm', '--anchor_dir=a', '--augment_dirs=b', '--init_from=c'], 'init_from'),
     (['--lr_decay=linear'], 'lr_decay'), (['--stop_recall=1.5'], 'stop_recall'),
+    (['--tool=False'], 'mix_qa'), (['--mix_qa=1.0', '--mix_qa_tool=0.0'], 'mix_qa_tool'),  # asked what is not taught
     (['--stop_patience=-1'], 'stop_patience'), (['--max_exposures=-1.0'], 'max_exposures'),
 ]
 
