@@ -178,10 +178,10 @@ def check_config(cfg, now=True):
         bad('held_out', f"small enough to leave people to train on (n_people={cfg['n_people']})")
     if not any(cfg[k] > 0 for k in ('mix_qa', 'mix_qa_tool', 'mix_bios')):
         sys.exit("error: config keys 'mix_qa', 'mix_qa_tool', 'mix_bios' are all 0: nothing to train on (set one > 0)")
-    taught, asked = ('mix_qa_tool', 'mix_qa') if cfg['tool'] else ('mix_qa', 'mix_qa_tool')
-    if cfg[asked] > 0 and cfg[taught] == 0:   # evaluation would ask what training never taught
-        sys.exit(f"error: config key {taught!r} is 0 but tool={cfg['tool']} asks its QA: the mix trains only "
-                 f"{asked}={cfg[asked]} (set {taught} > 0, e.g. --{taught}=1.0 --{asked}=0.0)")
+    evaluated, other = ('mix_qa_tool', 'mix_qa') if cfg['tool'] else ('mix_qa', 'mix_qa_tool')
+    if cfg[other] > 0 and cfg[evaluated] == 0:   # the evaluation would ask QA that training never shows
+        sys.exit(f"error: config key {evaluated!r} is 0 but tool={cfg['tool']} asks its QA: the mix trains only "
+                 f"{other}={cfg[other]} (set {evaluated} > 0, e.g. --{evaluated}=1.0 --{other}=0.0)")
     if not cfg['bios_splits'] or any(s not in data.SPLITS for s in cfg['bios_splits'].split(',')):
         bad('bios_splits', f"a comma list of {data.SPLITS}")
     problem = sample.device_problem(cfg['device'], here=now)
