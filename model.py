@@ -270,6 +270,22 @@ class MambaMixer(nn.Module):
         ssm_state = torch.zeros(batch, self.d_inner, self.d_state, device=device, dtype=dtype)
         return conv_state, ssm_state
 
+    def prefill(self, x, keep):
+        """Many tokens from zero states, in parallel: x (b, t, d), keep (b, t) False on left padding ->
+        (y (b, t, d), conv_state, ssm_state) as t calls of step() would leave them (equal up to float order).
+        Padding feeds zeros to the conv and gets dt = 0, so that dA = 1 and the state passes it unchanged."""
+        t = x.shape[1]
+        x, z = self.in_proj(x).transpose(1, 2).chunk(2, dim=1)     # (b, d_in, t) each
+        x = x * keep[:, None]                                      # padding: zero conv inputs
+        conv_state = F.pad(x, (max(0, self.d_conv - t), 0))[..., -self.d_conv:]  # (b, d_in, w) the last w inputs
+        x = F.silu(self.conv1d(x)[..., :t])                        # (b, d_in, t)
+        dt, B, C = self.x_proj(x.transpose(1, 2)).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
+        dt = F.softplus(self.dt_proj(dt)).transpose(1, 2) * keep[:, None]   # (b, d_in, t) 0 on padding
+        A = -torch.exp(self.A_log.float())                         # (d_in, n)
+        y, ssm_state = ssm_triton.selective_scan(x, dt, A, B.transpose(1, 2), C.transpose(1, 2), self.D.float(),
+                                                 z=z, return_last_state=True)   # (b, d_in, t), (b, d_in, n)
+        return self.out_proj(y.transpose(1, 2)), conv_state, ssm_state.to(x.dtype)
+
     def step(self, x, conv_state, ssm_state):
         """One token: x (b, d) -> (y (b, d), new conv_state, new ssm_state); the recurrence of forward()."""
         x, z = self.in_proj(x).chunk(2, dim=-1)                     # (b, d_in) each
@@ -279,8 +295,9 @@ class MambaMixer(nn.Module):
         dt = F.softplus(self.dt_proj(dt))                           # (b, d_in)
         A = -torch.exp(self.A_log.float())                         # (d_in, n)
         dA = torch.exp(dt.unsqueeze(-1) * A)                       # (b, d_in, n) discretized decay (ZOH)
-        ssm_state = dA * ssm_state + (dt * x).unsqueeze(-1) * B.unsqueeze(1)   # (b, d_in, n)
-        y = (ssm_state * C.unsqueeze(1)).sum(-1) + self.D * x      # (b, d_in)
+        # h = dA * h + (dt x) B^T and y = h C + D x, the outer and inner products as batched matmuls (fewer passes)
+        ssm_state = (dA * ssm_state).baddbmm_((dt * x).unsqueeze(-1), B.unsqueeze(1))      # (b, d_in, n)
+        y = torch.bmm(ssm_state, C.unsqueeze(-1)).squeeze(-1) + self.D * x                  # (b, d_in)
         y = y * F.silu(z)                                          # (b, d_in)
         return self.out_proj(y), conv_state, ssm_state             # (b, d), (b, d_in, w), (b, d_in, n)
 
@@ -297,7 +314,8 @@ class MambaBlock(nn.Module):
     def forward(self, x, state=None, active=None, docs=None):
         """x (b, t, d) -> (b, t, d). docs: documents(seg) of packed rows, each mixed as a row of its own.
         With state = [conv_state, ssm_state], x is one token (b, 1, d) and the state is advanced in place,
-        only for the rows where active (b,) is True."""
+        only for the rows where active (b,) is True; or x is a prefill (b, t, d) from zero states, and
+        active (b, t) marks the tokens that count."""
         if state is None and docs is not None:
             doc, off, n, L = docs
             b, t, d = x.shape
@@ -306,9 +324,15 @@ class MambaBlock(nn.Module):
             return x + self.mixer(rows)[doc, off].reshape(b, t, d)
         if state is None:
             return x + self.mixer(self.norm(x))
+        if active.dim() == 2:   # prefill from zero states: active (b, t) marks the real tokens
+            y, state[0], state[1] = self.mixer.prefill(self.norm(x), active)
+            return x + y
         y, conv, ssm = self.mixer.step(self.norm(x[:, 0]), *state)              # y (b, d)
-        keep = active[:, None, None]
-        state[0], state[1] = torch.where(keep, conv, state[0]), torch.where(keep, ssm, state[1])
+        if bool(active.all()):
+            state[0], state[1] = conv, ssm
+        else:
+            keep = active[:, None, None]
+            state[0], state[1] = torch.where(keep, conv, state[0]), torch.where(keep, ssm, state[1])
         return x + y[:, None]
 
 
@@ -353,8 +377,17 @@ class Mamba(LM):
         return {'slot': 0, 'layers': [list(blk.mixer.init_state(b, p.device, p.dtype)) for blk in self.blocks]}
 
     def step(self, idx, cache, pad):
-        """The recurrence, one token at a time: O(1) per token in the sequence length. Row r's first
-        pad[r] slots are left padding: they do not touch its state. -> logits (b, t, v)."""
+        """Row r's first pad[r] slots are left padding: they do not touch its state. -> logits (b, t, v).
+        From the first slot (a prompt) all tokens go through the parallel scan at once; later, the recurrence
+        one token at a time: O(1) per token in the sequence length."""
+        b, t = idx.shape
+        if cache['slot'] == 0 and t > 1:
+            keep = torch.arange(t, device=idx.device)[None] >= pad[:, None]     # (b, t) real tokens
+            x = self.embed(idx)
+            for block, state in zip(self.blocks, cache['layers']):
+                x = block(x, state, keep)
+            cache['slot'] = t
+            return self.head(self.norm(x)).float()
         out = []
         for i in range(idx.shape[1]):
             active = cache['slot'] >= pad                                        # (b,)

@@ -36,7 +36,8 @@ SWEEP_DEFAULTS = dict(launcher='inprocess', partition='', gpus=1, cpus=2, timeou
                       plot_only=False)
 COLUMNS = ['arch', 'tool', 'n_people', 'n_facts', 'params', 'n_layer', 'n_embd', 'seed', 'recall_trained',
            'recall_held_out', 'recall_unseen', 'facts_recalled', 'bits_per_fact', 'bits_per_param',
-           'exposures_per_fact', 'steps', 'stop_reason', 'tokens_seen', 'wall_seconds', 'out_dir']
+           'exposures_per_fact', 'steps', 'stop_reason', 'tokens_seen', 'wall_seconds', 'eval_seconds',
+           'out_dir']
 # The reference study (ambroiseodt/itl, results/grid4.csv, its own 95% analysis): in weights, 8.14 parameters
 # per fact at 95% recall; with the tool, the smallest model at 95% is 22-32K parameters for every N >= 512.
 REFERENCE_PARAMS_PER_FACT = 8.14
@@ -154,6 +155,7 @@ def collect(out_root):
                      'bits_per_fact': r['bits_per_fact'], 'bits_per_param': r['bits_per_param'],
                      'exposures_per_fact': r.get('exposures_per_fact'), 'steps': r.get('steps'),
                      'stop_reason': r.get('stop_reason'), 'tokens_seen': r['tokens_seen'], 'wall_seconds': round(r['wall_seconds'], 1),
+                     'eval_seconds': round(r['eval_seconds'], 1) if 'eval_seconds' in r else None,
                      'out_dir': os.path.join(out_root, name)})
     with open(os.path.join(out_root, 'results.csv'), 'w', newline='') as f:
         w = csv.DictWriter(f, COLUMNS)

@@ -843,8 +843,9 @@ def test_train_writes_results_metrics_and_plot(tmp_path, tiny_data):
     out = str(tmp_path / 'run')
     run_train(out, '--max_iters=6', '--ckpt_interval=3', data_dir=tiny_data)
     res = json.load(open(os.path.join(out, 'results.json')))
-    for k in ('params', 'n_facts', 'recall', 'facts_recalled', 'tokens_seen', 'wall_seconds'):
+    for k in ('params', 'n_facts', 'recall', 'facts_recalled', 'tokens_seen', 'wall_seconds', 'eval_seconds'):
         assert k in res
+    assert res['eval_seconds'] > 0   # the final evaluation, at least
     assert set(res['recall']) == {'trained', 'held_out', 'unseen'} and res['n_facts'] == 24 * 4
     assert os.path.exists(os.path.join(out, 'curves.png')) and os.path.exists(os.path.join(out, 'config.json'))
     steps = [json.loads(l)['step'] for l in open(os.path.join(out, 'metrics.jsonl')) if 'loss' in l]
@@ -1081,8 +1082,36 @@ def test_mamba_step_logits_match_forward():
     with torch.no_grad():
         full = m(x)
         cache = m.new_cache(3, 20)
-        stepped = m.step(x, cache, torch.zeros(3, dtype=torch.long))
+        stepped = torch.cat([m.step(x[:, i:i + 1], cache, torch.zeros(3, dtype=torch.long)) for i in range(20)], 1)
     torch.testing.assert_close(stepped, full, rtol=1e-4, atol=1e-4)  # fp32: scan vs recurrence order
+
+
+def test_mamba_parallel_prefill_equals_the_recurrence_with_left_padding():
+    """A prompt batch goes through the scan at once (padding gets dt = 0 and zero conv inputs); it must leave
+    the logits and both states that feeding it one token at a time leaves, padding included."""
+    m = tiny_model('mamba')
+    g = torch.Generator().manual_seed(3)
+    x = torch.randint(0, 256, (4, 9), generator=g)
+    pad = torch.tensor([0, 3, 8, 1])                 # row 2 is a one-token prompt
+    with torch.no_grad():
+        fast, slow = m.new_cache(4, 12), m.new_cache(4, 12)
+        got = m.step(x, fast, pad)                                                   # (b, t, v)
+        want = torch.cat([m.step(x[:, i:i + 1], slow, pad) for i in range(9)], 1)
+        nxt = torch.randint(0, 256, (4, 1), generator=g)
+        after_fast, after_slow = m.step(nxt, fast, pad), m.step(nxt, slow, pad)       # decoding goes on alike
+    real = torch.arange(9)[None] >= pad[:, None]
+    torch.testing.assert_close(got[real], want[real], rtol=1e-4, atol=1e-4)
+    for (c1, s1), (c2, s2) in zip(fast['layers'], slow['layers']):
+        torch.testing.assert_close(c1, c2, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(s1, s2, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(after_fast, after_slow, rtol=1e-4, atol=1e-4)
+    assert fast['slot'] == slow['slot'] == 10
+    with torch.no_grad():   # a prompt shorter than the conv window
+        fast, slow = m.new_cache(4, 4), m.new_cache(4, 4)
+        m.step(x[:, :2], fast, pad.clamp(max=1)), [m.step(x[:, i:i + 1], slow, pad.clamp(max=1)) for i in range(2)]
+    for (c1, s1), (c2, s2) in zip(fast['layers'], slow['layers']):
+        torch.testing.assert_close(c1, c2, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(s1, s2, rtol=1e-4, atol=1e-5)
 
 
 def test_mamba_trains_through_train_py(tmp_path, tiny_data):

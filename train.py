@@ -365,7 +365,7 @@ def train(cfg):
     optimizer = make_optimizer(model, cfg, device)
     packer = packing.make_packer(cfg, data_dir, world)
     stopper = Stopper(cfg['stop_recall'], cfg['stop_patience'], cfg['max_exposures'])
-    step, tokens_seen, wall = 0, 0, 0.0
+    step, tokens_seen, wall, eval_wall = 0, 0, 0.0, 0.0   # eval_wall: seconds in recall evaluations
 
     if ckpt is not None:
         trainable.load_state_dict(ckpt['model'])
@@ -377,6 +377,7 @@ def train(cfg):
         if device.type == 'cuda' and ckpt['rng'].get('cuda') is not None:
             torch.cuda.set_rng_state(ckpt['rng']['cuda'])
         step, tokens_seen, wall = ckpt['step'], ckpt['tokens_seen'], ckpt['wall_seconds']
+        eval_wall = ckpt.get('eval_seconds', 0.0)
         if master:
             print(f"resumed from {path} at step {step}")
     if master:
@@ -407,7 +408,7 @@ def train(cfg):
         return {'model': trainable.state_dict(), 'optimizer': optimizer.state_dict(), 'step': step,
                 'packer': packer.state_dict(), 'stopper': stopper.state_dict(), 'config': cfg, 'tokenizer': data.TOKENIZER,
                 'rng': {'torch': torch.get_rng_state(), 'cuda': torch.cuda.get_rng_state() if device.type == 'cuda' else None},
-                'tokens_seen': tokens_seen, 'wall_seconds': wall}
+                'tokens_seen': tokens_seen, 'wall_seconds': wall, 'eval_seconds': eval_wall}
 
     def log(row):
         if master:
@@ -467,8 +468,10 @@ def train(cfg):
         last = step == cfg['max_iters'] or stopper.exposed(exposures) is not None
         if step % cfg['eval_interval'] == 0 and not last:
             raw.eval()   # with a stopping rule on recall, only the trained facts count
+            t_eval = time.time()
             recall = sample.evaluate(raw, cfg, data_dir, cfg['eval_max'], rank, world,
                                      splits=('train',) if stopper.on_recall else data.SPLITS)
+            eval_wall += time.time() - t_eval
             raw.train()
             log({'step': step, 'recall': recall, 'exposures_per_fact': exposures})
             last = stopper.on_recall and stopper.evaluated(recall['train']) is not None
@@ -493,7 +496,9 @@ def train(cfg):
 
     # final evaluation on every question of every split
     raw.eval()
+    t_eval = time.time()
     both = sample.evaluate(raw, cfg, data_dir, 0, rank, world, count={'strict': sample.is_right, 'contains': sample.contains})
+    eval_wall += time.time() - t_eval
     recall = both['strict']
     meta = data.load_meta(data_dir)
     n_trained_people = meta['splits']['train']
@@ -503,7 +508,7 @@ def train(cfg):
                'facts_recalled': round((recall['train'] or 0) * n_facts),
                'bits_per_fact': bits_per_fact,
                'bits_per_param': (recall['train'] or 0) * n_facts * bits_per_fact / n_params,
-               'tokens_seen': tokens_seen, 'wall_seconds': wall, 'steps': step,
+               'tokens_seen': tokens_seen, 'wall_seconds': wall, 'eval_seconds': eval_wall, 'steps': step,
                'exposures_per_fact': packing.exposures_per_fact(packer), 'stop_reason': stopper.reason or 'max_iters',
                'arch': cfg['arch'], 'tool': cfg['tool'], 'n_people': cfg['n_people'], 'seed': cfg['seed']}
     results['recall'] = {'trained': recall['train'], 'held_out': recall['held_out'], 'unseen': recall['unseen']}
