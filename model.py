@@ -248,10 +248,15 @@ class MambaMixer(nn.Module):
         self.D = nn.Parameter(torch.ones(self.d_inner))             # (d_in,) skip connection
         self.D._no_weight_decay = True
 
-    def forward(self, x):
-        """x: (b, l, d) -> (b, l, d)"""
+    def forward(self, x, keep=None):
+        """x: (b, l, d) -> (b, l, d). With keep (b, l), False on left padding (a prompt from zero states):
+        -> (y, conv_state, ssm_state) as l calls of step() would leave them (equal up to float order); the
+        padding feeds zeros to the conv and gets dt = 0, so that dA = 1 and the state passes it unchanged."""
         l = x.shape[1]
         x, z = self.in_proj(x).transpose(1, 2).chunk(2, dim=1)     # (b, d_in, l) each
+        if keep is not None:
+            x = x * keep[:, None]                                  # padding: zero conv inputs
+            conv_state = F.pad(x, (max(0, self.d_conv - l), 0))[..., -self.d_conv:]  # (b, d_in, w) the last w inputs
         if causal_conv1d_fn is not None and x.is_cuda:
             x = causal_conv1d_fn(x, self.conv1d.weight.squeeze(1), self.conv1d.bias, activation="silu")
         else:
@@ -259,9 +264,14 @@ class MambaMixer(nn.Module):
         dt, B, C = self.x_proj(x.transpose(1, 2)).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         dt = (dt @ self.dt_proj.weight.t()).transpose(1, 2)        # (b, d_in, l) bias and softplus in the scan
         A = -torch.exp(self.A_log.float())                         # (d_in, n)
-        y = ssm_triton.selective_scan(x, dt, A, B.transpose(1, 2), C.transpose(1, 2), self.D.float(), z=z,
-                                      delta_bias=self.dt_proj.bias.float(), delta_softplus=True)  # (b, d_in, l)
-        return self.out_proj(y.transpose(1, 2))                    # (b, l, d)
+        if keep is None:
+            y = ssm_triton.selective_scan(x, dt, A, B.transpose(1, 2), C.transpose(1, 2), self.D.float(), z=z,
+                                          delta_bias=self.dt_proj.bias.float(), delta_softplus=True)  # (b, d_in, l)
+            return self.out_proj(y.transpose(1, 2))                # (b, l, d)
+        dt = F.softplus(dt + self.dt_proj.bias[:, None]) * keep[:, None]   # (b, d_in, l) 0 on padding
+        y, ssm_state = ssm_triton.selective_scan(x, dt, A, B.transpose(1, 2), C.transpose(1, 2), self.D.float(),
+                                                 z=z, return_last_state=True)   # (b, d_in, l), (b, d_in, n)
+        return self.out_proj(y.transpose(1, 2)), conv_state, ssm_state.to(x.dtype)
 
     def init_state(self, batch, device=None, dtype=None):
         """Zero states before the first token: conv_state (b, d_in, w) holds the last w conv inputs,
@@ -269,22 +279,6 @@ class MambaMixer(nn.Module):
         conv_state = torch.zeros(batch, self.d_inner, self.d_conv, device=device, dtype=dtype)
         ssm_state = torch.zeros(batch, self.d_inner, self.d_state, device=device, dtype=dtype)
         return conv_state, ssm_state
-
-    def prefill(self, x, keep):
-        """Many tokens from zero states, in parallel: x (b, t, d), keep (b, t) False on left padding ->
-        (y (b, t, d), conv_state, ssm_state) as t calls of step() would leave them (equal up to float order).
-        Padding feeds zeros to the conv and gets dt = 0, so that dA = 1 and the state passes it unchanged."""
-        t = x.shape[1]
-        x, z = self.in_proj(x).transpose(1, 2).chunk(2, dim=1)     # (b, d_in, t) each
-        x = x * keep[:, None]                                      # padding: zero conv inputs
-        conv_state = F.pad(x, (max(0, self.d_conv - t), 0))[..., -self.d_conv:]  # (b, d_in, w) the last w inputs
-        x = F.silu(self.conv1d(x)[..., :t])                        # (b, d_in, t)
-        dt, B, C = self.x_proj(x.transpose(1, 2)).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
-        dt = F.softplus(self.dt_proj(dt)).transpose(1, 2) * keep[:, None]   # (b, d_in, t) 0 on padding
-        A = -torch.exp(self.A_log.float())                         # (d_in, n)
-        y, ssm_state = ssm_triton.selective_scan(x, dt, A, B.transpose(1, 2), C.transpose(1, 2), self.D.float(),
-                                                 z=z, return_last_state=True)   # (b, d_in, t), (b, d_in, n)
-        return self.out_proj(y.transpose(1, 2)), conv_state, ssm_state.to(x.dtype)
 
     def step(self, x, conv_state, ssm_state):
         """One token: x (b, d) -> (y (b, d), new conv_state, new ssm_state); the recurrence of forward()."""
@@ -314,8 +308,8 @@ class MambaBlock(nn.Module):
     def forward(self, x, state=None, active=None, docs=None):
         """x (b, t, d) -> (b, t, d). docs: documents(seg) of packed rows, each mixed as a row of its own.
         With state = [conv_state, ssm_state], x is one token (b, 1, d) and the state is advanced in place,
-        only for the rows where active (b,) is True; or x is a prefill (b, t, d) from zero states, and
-        active (b, t) marks the tokens that count."""
+        only for the rows where active (b,) is True (None: every row); or x is a prompt (b, t, d) from zero
+        states, and active (b, t) marks its real tokens."""
         if state is None and docs is not None:
             doc, off, n, L = docs
             b, t, d = x.shape
@@ -324,11 +318,11 @@ class MambaBlock(nn.Module):
             return x + self.mixer(rows)[doc, off].reshape(b, t, d)
         if state is None:
             return x + self.mixer(self.norm(x))
-        if active.dim() == 2:   # prefill from zero states: active (b, t) marks the real tokens
-            y, state[0], state[1] = self.mixer.prefill(self.norm(x), active)
+        if active is not None and active.dim() == 2:   # a prompt from zero states
+            y, state[0], state[1] = self.mixer(self.norm(x), keep=active)
             return x + y
         y, conv, ssm = self.mixer.step(self.norm(x[:, 0]), *state)              # y (b, d)
-        if bool(active.all()):
+        if active is None:
             state[0], state[1] = conv, ssm
         else:
             keep = active[:, None, None]
@@ -387,10 +381,10 @@ class Mamba(LM):
             for block, state in zip(self.blocks, cache['layers']):
                 x = block(x, state, keep)
             cache['slot'] = t
-            return self.head(self.norm(x)).float()
-        out = []
-        for i in range(idx.shape[1]):
-            active = cache['slot'] >= pad                                        # (b,)
+            return self.logits(x)
+        out, last_pad = [], int(pad.max())
+        for i in range(t):
+            active = cache['slot'] >= pad if cache['slot'] < last_pad else None   # (b,); None: every row
             x = self.embed(idx[:, i:i + 1])                                      # (b, 1, d)
             for block, state in zip(self.blocks, cache['layers']):
                 x = block(x, state, active)

@@ -1108,7 +1108,9 @@ def test_mamba_parallel_prefill_equals_the_recurrence_with_left_padding():
     assert fast['slot'] == slow['slot'] == 10
     with torch.no_grad():   # a prompt shorter than the conv window
         fast, slow = m.new_cache(4, 4), m.new_cache(4, 4)
-        m.step(x[:, :2], fast, pad.clamp(max=1)), [m.step(x[:, i:i + 1], slow, pad.clamp(max=1)) for i in range(2)]
+        m.step(x[:, :2], fast, pad.clamp(max=1))
+        for i in range(2):
+            m.step(x[:, i:i + 1], slow, pad.clamp(max=1))
     for (c1, s1), (c2, s2) in zip(fast['layers'], slow['layers']):
         torch.testing.assert_close(c1, c2, rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(s1, s2, rtol=1e-4, atol=1e-5)
