@@ -214,6 +214,55 @@ def nanogpt_stepper(module, n_params, n_layer, n_head, batches):
     return model, step
 
 
+def combined_rate(rounds):
+    """rounds: [[(work, seconds) of each process]] for calls the processes started together -> the median over
+    rounds of their combined rate, all the work over the slowest one's time (a process that finished first
+    does not count as working on)."""
+    return statistics.median(sum(w for w, _ in r) / max(t for _, t in r) for r in rounds)
+
+
+def _pair_worker(cfg, d, widths, rounds, steps, barrier):
+    """One of two processes, one thread each (the grid's mode): the 1024^3 matmul, then each width's training
+    step on 64 one-dialog rows, every call started with the other process's (barrier) -> {name: [(work, s)]}."""
+    torch.set_num_threads(1)
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    tasks = {'matmul': (lambda i: a @ b, 2 * 1024 ** 3)}
+    for width in widths:
+        model, batches = ours(cfg, d, 64, n_embd=width, n_head=2, one_per_row=True)
+        tasks[width] = (stepper(model, batches, True), statistics.mean(useful_flops(model, x) for x in batches))
+    out = {name: [] for name in tasks}
+    for step, _ in tasks.values():   # warm-up
+        step(0)
+    for r in range(rounds):
+        for name, (step, work) in tasks.items():
+            barrier.wait()
+            t0 = time.perf_counter()
+            for i in range(steps):
+                step(r * steps + i)
+            out[name].append((work * steps, time.perf_counter() - t0))
+    return out
+
+
+def bench_pair(cfg, d, widths, peak2, tok_per_s2, rounds=5, steps=4):
+    """Two processes of one thread each, side by side, as sweep.py runs the grid: their combined useful
+    FLOP/s against the machine's matmul rate (the better of one 2-thread and two 1-thread matmuls)."""
+    spawn = multiprocessing.get_context('spawn')
+    barrier = spawn.Manager().Barrier(2)
+    with concurrent.futures.ProcessPoolExecutor(2, mp_context=spawn) as pool:
+        outs = list(pool.map(_pair_worker, *zip(*[(cfg, d, widths, rounds, steps, barrier)] * 2)))
+    rate = {name: combined_rate(list(zip(*(o[name] for o in outs)))) for name in outs[0]}
+    peak = max(peak2, rate['matmul'])
+    print(f"\ntwo processes x 1 thread (the grid's mode): two 1024^3 matmuls at once {rate['matmul'] / 1e9:.1f} GFLOP/s, "
+          f"one of 2 threads {peak2 / 1e9:.1f}; the machine's rate: {peak / 1e9:.1f}")
+    print(f"{'  one dialog per row, 64 rows each':40s} {'params':>8s} {'useful tok/s':>13s} {'useful GFLOP/s':>15s} "
+          f"{'of matmul':>10s} {'/ 1 process':>12s}")
+    for width in widths:
+        model, batches = ours(cfg, d, 64, n_embd=width, n_head=2, one_per_row=True)   # its tokens per FLOP
+        tok = rate[width] * statistics.mean(int((x[4] >= 0).sum()) / useful_flops(model, x) for x in batches)
+        print(f"  width {width:<32d} {model.num_params():>8,d} {tok:>13,.0f} {rate[width] / 1e9:>15.1f} "
+              f"{rate[width] / peak:>10.1%} {tok / tok_per_s2[width]:>11.2f}x")
+
+
 def bench_train(nanogpt=None, rounds=5):
     peak = matmul_flops()
     print(f"float32 matmul (1024^3), {torch.get_num_threads()} threads: {peak / 1e9:.1f} GFLOP/s; "
@@ -225,7 +274,7 @@ def bench_train(nanogpt=None, rounds=5):
     # mask (configs/no_tool.py's rows) against rows of one dialog each, batched by length
     print(f"{'2-layer Transformer, no-tool QA':40s} {'params':>8s} {'useful tok/s':>13s} {'ms/step':>8s} "
           f"{'useful GFLOP/s':>15s} {'of matmul':>10s}")
-    one_dialog_steps = {}   # width -> the step of its 64 one-dialog rows, profiled below (warmed up by then)
+    one_dialog_steps, one_dialog_name, one_dialog_tps = {}, {}, {}   # width -> its 64 one-dialog rows' step (profiled below), ...
     for width in (16, 32, 64):
         settings, flops, tokens, names = {}, {}, {}, []
         for label, one, rows in (('packed 6 x 256', False, 6), ('one dialog per row, 64 rows', True, 64),
@@ -237,8 +286,9 @@ def bench_train(nanogpt=None, rounds=5):
             tokens[name] = statistics.mean(int((b[4] >= 0).sum()) for b in batches)
             names.append((name, model.num_params()))
             if one and rows == 64:
-                one_dialog_steps[width] = settings[name]
+                one_dialog_steps[width], one_dialog_name[width] = settings[name], name
         sec = interleaved(settings, rounds)
+        one_dialog_tps[width] = tokens[one_dialog_name[width]] / sec[one_dialog_name[width]]
         for name, n_params in names:
             print(f"{name:40s} {n_params:>8,d} {tokens[name] / sec[name]:>13,.0f} {sec[name] * 1e3:>8.1f} "
                   f"{flops[name] / sec[name] / 1e9:>15.1f} {flops[name] / sec[name] / peak:>10.1%}")
@@ -263,6 +313,7 @@ def bench_train(nanogpt=None, rounds=5):
                   f"{tps['ours']:>13,.0f} {tps['ours'] / tps['nanoGPT']:>14.2f}x")
             print(f"  nanoGPT GPT of width {ng_model.config.n_embd}, packed rows 6 x 256 (causal) {'':1s} "
                   f"{sum(p.numel() for p in ng_model.parameters()):>8,d} {tps['nanoGPT']:>13,.0f}")
+    bench_pair(cfg, d, (16, 32, 64), peak, one_dialog_tps, rounds)
     # (3) Mamba against a Transformer of about the same size, same data and rows
     tool = train.get_config(['configs/tool.py'])
     dt = data.dir_of(tool)

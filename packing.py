@@ -23,7 +23,7 @@ def tokenized(data_dir, source):
                       mask=np.concatenate([np.array(m, dtype=np.uint8) for _, m in rendered]),
                       offsets=np.concatenate([[0], np.cumsum(lens)]),
                       split=np.array([data.SPLITS.index(d['split']) for d in docs], dtype=np.uint8))
-        tmp = path + '.tmp.npz'
+        tmp = f'{path}.{os.getpid()}.tmp.npz'   # per process: two runs may tokenize the same data at once
         np.savez(tmp, **arrays)
         os.replace(tmp, path)
     z = np.load(path)

@@ -2025,3 +2025,10 @@ def test_bench_step_breakdown_sorts_the_time_by_kind():
     assert elementwise['rest'] == 1
     for b in (matmuls, attention, elementwise):
         assert abs(b['matmul'] + b['attention'] + b['rest'] - 1) < 1e-9
+
+
+def test_bench_combined_rate_counts_the_slowest_process_time_and_takes_the_median_round():
+    # two processes started together: all their work over the slower one's time, not the sum of their rates
+    assert bench.combined_rate([[(10.0, 2.0), (10.0, 1.0)]]) == 10.0
+    rounds = [[(6.0, 1.0), (6.0, 1.0)], [(6.0, 3.0), (6.0, 2.0)], [(6.0, 1.0), (6.0, 2.0)]]
+    assert bench.combined_rate(rounds) == 6.0   # rounds give 12, 4 and 6
