@@ -36,6 +36,7 @@ class ModelConfig:
     d_state: int = 16          # mamba: SSM state size N
     d_conv: int = 4            # mamba: causal conv width
     expand: int = 2            # mamba: d_inner = expand * n_embd
+    init: str = 'gpt2'         # 'gpt2': N(0, 0.02), residual outputs / sqrt(2 n_layer); 'fan_in': N(0, 1/fan_in), cut at 3 sd
 
     @classmethod
     def from_dict(cls, d):
@@ -137,15 +138,27 @@ class LM(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.norm = RMSNorm(c.n_embd)
         self.head = nn.Linear(c.n_embd, c.vocab_size, bias=False)
-        self.apply(self._init)
-        for name, p in self.named_parameters():  # scaled init of residual outputs (GPT-2)
-            if name.endswith(('wo.weight', 'w2.weight', 'out_proj.weight')):
-                nn.init.normal_(p, std=0.02 / math.sqrt(2 * c.n_layer))
+        if c.init not in ('gpt2', 'fan_in'):
+            raise ValueError(f"unknown init {c.init!r} (choose 'gpt2' or 'fan_in')")
+        self.apply(self._init if c.init == 'gpt2' else self._init_fan_in)
+        if c.init == 'gpt2':
+            for name, p in self.named_parameters():  # scaled init of residual outputs (GPT-2)
+                if name.endswith(('wo.weight', 'w2.weight', 'out_proj.weight')):
+                    nn.init.normal_(p, std=0.02 / math.sqrt(2 * c.n_layer))
 
     @staticmethod
     def _init(m):
         if isinstance(m, (nn.Linear, nn.Embedding)) and not getattr(m, '_keep_init', False):
             nn.init.normal_(m.weight, std=0.02)
+            if getattr(m, 'bias', None) is not None:
+                nn.init.zeros_(m.bias)
+
+    @staticmethod
+    def _init_fan_in(m):
+        # GPT-2's 0.02 is ~1/sqrt(width) at width 2,500; at widths 16-64 it starts every layer ~10x too small
+        if isinstance(m, (nn.Linear, nn.Embedding)) and not getattr(m, '_keep_init', False):
+            std = m.weight.shape[1] ** -0.5                # Linear (out, in) and Embedding (n, d): the last dim
+            nn.init.trunc_normal_(m.weight, std=std, a=-3 * std, b=3 * std)
             if getattr(m, 'bias', None) is not None:
                 nn.init.zeros_(m.bias)
 

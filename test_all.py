@@ -538,6 +538,25 @@ def test_transformer_param_count_of_the_no_tool_config():
     assert 160_000 <= m.num_params() <= 170_000
 
 
+@pytest.mark.parametrize('arch', ['transformer', 'mamba'])
+def test_fan_in_init_scales_each_weight_by_its_fan_in(arch):
+    c = dict(arch=arch, vocab_size=data.VOCAB_SIZE, n_layer=2, n_embd=32)
+    gpt2, fan_in = (torch.manual_seed(0) and M.build_model(M.ModelConfig(**c, init=i)) for i in ('gpt2', 'fan_in'))
+    g = dict(gpt2.named_parameters())
+    for name, p in fan_in.named_parameters():
+        mod = fan_in.get_submodule(name.rsplit('.', 1)[0])
+        if not name.endswith('weight') or not isinstance(mod, (torch.nn.Linear, torch.nn.Embedding)) \
+                or getattr(mod, '_keep_init', False):
+            assert torch.equal(p, g[name]), name            # norms and Mamba's own inits are the same in both
+            continue
+        std = p.shape[1] ** -0.5
+        assert p.abs().max() <= 3 * std + 1e-6, name       # cut at 3 sd
+        assert 0.7 * std < p.std() < 1.1 * std, name       # a cut normal's sd is 0.986 of the uncut one
+        assert g[name].std() < 0.025, name                 # gpt2: 0.02 (residual outputs smaller)
+    with pytest.raises(ValueError, match='unknown init'):
+        M.build_model(M.ModelConfig(**c, init='xavier'))
+
+
 def test_transformer_cached_generation_equals_recomputation():
     m = tiny_model()
     # make some logits peaky so generation is not a constant: scale the head

@@ -60,6 +60,7 @@ DEFAULTS = dict(
     mlp_hidden=0,               # 0 -> 4 * n_embd
     d_state=16,                 # mamba
     expand=2,                   # mamba
+    init='gpt2',                # 'gpt2' (N(0, 0.02)) or 'fan_in' (N(0, 1/fan_in)), see model.ModelConfig
     # optimization
     block_size=512,             # tokens per packed row (several dialogs: long rows pack with little padding);
                                 # one_per_row: the longest a document may be
@@ -145,6 +146,7 @@ RANGES = [  # (keys, test, what is allowed); keys a config lacks (calm's without
     (('arch',), lambda v: v in ARCHS, f"one of {ARCHS}"),
     (('dtype',), lambda v: v in DTYPES, f"one of {DTYPES}"),
     (('lr_decay',), lambda v: v in ('cosine', 'constant'), "'cosine' or 'constant'"),
+    (('init',), lambda v: v in ('gpt2', 'fan_in'), "'gpt2' or 'fan_in'"),
     (('n_people', 'bios_per_person', 'n_layer', 'n_embd', 'n_head', 'd_state', 'expand', 'block_size', 'batch_size',
       'grad_accum', 'max_iters', 'eval_interval', 'eval_batch', 'ckpt_interval', 'log_interval', 'connect_every'),
      lambda v: v > 0, "> 0"),
