@@ -27,6 +27,11 @@ VARIANTS = {
     # AdamW lr 1e-3 cosine to 0 after 50 warmup steps, weight decay 0.1, betas (0.9, 0.95), init N(0, 1/fan_in)
     'reference': dict(batch_size=128, max_iters=STEPS * ROWS // 128, eval_interval=STEPS * ROWS // 1280,
                       learning_rate=1e-3, min_lr=0.0, warmup_iters=50, weight_decay=0.1, beta2=0.95, init='fan_in'),
+    # 128 dialogs a step, as configs/sweep_gpu.py: which peak learning rate (cosine to 0)
+    'b128_lr0.01': dict(batch_size=128, max_iters=STEPS * ROWS // 128, eval_interval=STEPS * ROWS // 1280,
+                        learning_rate=1e-2, min_lr=0.0),
+    'b128_lr0.003': dict(batch_size=128, max_iters=STEPS * ROWS // 128, eval_interval=STEPS * ROWS // 1280,
+                         learning_rate=3e-3, min_lr=0.0),
 }
 names = sys.argv[1:] or sys.exit(f"usage: run_probes.py NAME [NAME] (names: {', '.join(VARIANTS)})")
 procs = []
