@@ -14,6 +14,6 @@ grid = [dict(arch=['transformer', 'mamba'], tool=[tool], n_people=[n], n_embd=[8
         for n in [2 ** k for k in range(1, 16, 2)] for tool in (False, True)]
 base = dict(
     n_layer=2, n_head=2, held_out=0.2, n_unseen=100, one_per_row=True, block_size=512, batch_size=ROWS,
-    learning_rate=1e-3, min_lr=1e-4, weight_decay=0.0, warmup_iters=1000, eval_max=1000,
+    learning_rate=1e-2, min_lr=0.0, weight_decay=0.0, warmup_iters=1000, eval_max=1000,   # fill_recipe probes
     ckpt_interval=2000, device='cuda',
 )
