@@ -24,6 +24,9 @@ except ImportError:
     causal_conv1d_fn = None
 
 
+INITS = ('gpt2', 'fan_in')   # ModelConfig.init
+
+
 @dataclass
 class ModelConfig:
     arch: str = 'transformer'  # 'transformer' or 'mamba'
@@ -138,27 +141,23 @@ class LM(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.norm = RMSNorm(c.n_embd)
         self.head = nn.Linear(c.n_embd, c.vocab_size, bias=False)
-        if c.init not in ('gpt2', 'fan_in'):
-            raise ValueError(f"unknown init {c.init!r} (choose 'gpt2' or 'fan_in')")
-        self.apply(self._init if c.init == 'gpt2' else self._init_fan_in)
+        if c.init not in INITS:
+            raise ValueError(f"unknown init {c.init!r} (choose from {INITS})")
+        self.apply(lambda m: self._init(m, c.init))
         if c.init == 'gpt2':
             for name, p in self.named_parameters():  # scaled init of residual outputs (GPT-2)
                 if name.endswith(('wo.weight', 'w2.weight', 'out_proj.weight')):
                     nn.init.normal_(p, std=0.02 / math.sqrt(2 * c.n_layer))
 
     @staticmethod
-    def _init(m):
+    def _init(m, init):
+        # fan_in: GPT-2's 0.02 is ~1/sqrt(width) at width 2,500; at widths 16-64 it starts every layer ~10x too small
         if isinstance(m, (nn.Linear, nn.Embedding)) and not getattr(m, '_keep_init', False):
-            nn.init.normal_(m.weight, std=0.02)
-            if getattr(m, 'bias', None) is not None:
-                nn.init.zeros_(m.bias)
-
-    @staticmethod
-    def _init_fan_in(m):
-        # GPT-2's 0.02 is ~1/sqrt(width) at width 2,500; at widths 16-64 it starts every layer ~10x too small
-        if isinstance(m, (nn.Linear, nn.Embedding)) and not getattr(m, '_keep_init', False):
-            std = m.weight.shape[1] ** -0.5                # Linear (out, in) and Embedding (n, d): the last dim
-            nn.init.trunc_normal_(m.weight, std=std, a=-3 * std, b=3 * std)
+            if init == 'gpt2':
+                nn.init.normal_(m.weight, std=0.02)
+            else:
+                std = m.weight.shape[1] ** -0.5            # Linear (out, in) and Embedding (n, d): the last dim
+                nn.init.trunc_normal_(m.weight, std=std, a=-3 * std, b=3 * std)
             if getattr(m, 'bias', None) is not None:
                 nn.init.zeros_(m.bias)
 

@@ -31,6 +31,7 @@ import data
 import packing
 import sample
 import ssm_triton
+from model import INITS
 
 # ----------------------------------------------------------------------------- default config
 DEFAULTS = dict(
@@ -146,7 +147,7 @@ RANGES = [  # (keys, test, what is allowed); keys a config lacks (calm's without
     (('arch',), lambda v: v in ARCHS, f"one of {ARCHS}"),
     (('dtype',), lambda v: v in DTYPES, f"one of {DTYPES}"),
     (('lr_decay',), lambda v: v in ('cosine', 'constant'), "'cosine' or 'constant'"),
-    (('init',), lambda v: v in ('gpt2', 'fan_in'), "'gpt2' or 'fan_in'"),
+    (('init',), lambda v: v in INITS, f"one of {INITS}"),
     (('n_people', 'bios_per_person', 'n_layer', 'n_embd', 'n_head', 'd_state', 'expand', 'block_size', 'batch_size',
       'grad_accum', 'max_iters', 'eval_interval', 'eval_batch', 'ckpt_interval', 'log_interval', 'connect_every'),
      lambda v: v > 0, "> 0"),

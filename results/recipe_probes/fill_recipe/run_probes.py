@@ -13,25 +13,19 @@ BASE = dict(tool=False, mix_qa=1.0, mix_qa_tool=0.0, n_people=N_PEOPLE, held_out
             n_layer=2, n_head=2, n_embd=24, block_size=256, batch_size=ROWS, max_iters=STEPS, warmup_iters=100,
             weight_decay=0.0, learning_rate=1e-2, min_lr=1e-3, eval_interval=STEPS // 10, stop_recall=0.98,
             eval_max=300, ckpt_interval=5000, threads=1)
+B128 = dict(batch_size=128, max_iters=STEPS * ROWS // 128, eval_interval=STEPS * ROWS // 1280)   # same exposures
 VARIANTS = {
     'lr0.01': {},
     'lr0.02': dict(learning_rate=2e-2, min_lr=2e-3),
-    'lr0.005': dict(learning_rate=5e-3, min_lr=5e-4),
     'wd0.1': dict(weight_decay=0.1),
-    'b96_lr0.02': dict(batch_size=96, max_iters=STEPS // 4, eval_interval=STEPS // 40, learning_rate=2e-2, min_lr=2e-3),
-    'b8_lr0.005': dict(batch_size=8, max_iters=STEPS * 3, eval_interval=STEPS * 3 // 10, learning_rate=5e-3, min_lr=5e-4),
-    'beta2_0.95': dict(beta2=0.95),
     'min_lr0': dict(min_lr=0.0),
     'fan_in': dict(init='fan_in'),
     # the reference study's recipe (ambroiseodt/itl, apps/memory/config/fine_grid.yaml): 128 dialogs a step,
     # AdamW lr 1e-3 cosine to 0 after 50 warmup steps, weight decay 0.1, betas (0.9, 0.95), init N(0, 1/fan_in)
-    'reference': dict(batch_size=128, max_iters=STEPS * ROWS // 128, eval_interval=STEPS * ROWS // 1280,
-                      learning_rate=1e-3, min_lr=0.0, warmup_iters=50, weight_decay=0.1, beta2=0.95, init='fan_in'),
+    'reference': B128 | dict(learning_rate=1e-3, min_lr=0.0, warmup_iters=50, weight_decay=0.1, beta2=0.95, init='fan_in'),
     # 128 dialogs a step, as configs/sweep_gpu.py: which peak learning rate (cosine to 0)
-    'b128_lr0.01': dict(batch_size=128, max_iters=STEPS * ROWS // 128, eval_interval=STEPS * ROWS // 1280,
-                        learning_rate=1e-2, min_lr=0.0),
-    'b128_lr0.003': dict(batch_size=128, max_iters=STEPS * ROWS // 128, eval_interval=STEPS * ROWS // 1280,
-                         learning_rate=3e-3, min_lr=0.0),
+    'b128_lr0.01': B128 | dict(learning_rate=1e-2, min_lr=0.0),
+    'b128_lr0.003': B128 | dict(learning_rate=3e-3, min_lr=0.0),
 }
 names = sys.argv[1:] or sys.exit(f"usage: run_probes.py NAME [NAME] (names: {', '.join(VARIANTS)})")
 procs = []
