@@ -142,13 +142,14 @@ DEFAULTS = dict(num=1000, seed=0, held_out=0.2, unseen=100, extra='', bios_per_p
                 name_locales='en_US,en_GB,de_DE,fr_FR,es_ES,it_IT')
 
 
-def check_options(opts):
+def check_options(opts, name=''):
     """Exit with a one-line error naming the first option (of DEFAULTS) whose value cannot work, before
-    anything is drawn or written. Keys missing from opts take DEFAULTS' values."""
+    anything is drawn or written. Keys missing from opts take DEFAULTS' values. name: the config key that
+    carried the options (train.py's people_options), named in the error too."""
     opts = {**DEFAULTS, **opts}
 
     def bad(key, allowed):
-        sys.exit(f"error: --{key} must be {allowed}, got {opts[key]!r}")
+        sys.exit(f"error: {'config key ' + repr(name) + ': ' if name else ''}--{key} must be {allowed}, got {opts[key]!r}")
     for keys, ok, allowed in [
             (('num', 'bios_per_person', 'qa_per_fact', 'n_first_names', 'n_last_names', 'n_cities', 'n_occupations',
               'n_employers', 'n_universities'), lambda v: v > 0, '> 0'),
@@ -428,18 +429,40 @@ def generate(data_dir, what, **overrides):
     print(f"{n} {what} rows -> {path}{extra}")
 
 
+# train.py sets these options through keys of its own; people_options may set any other of DEFAULTS.
+RUN_OPTIONS = ('num', 'held_out', 'unseen', 'bios_per_person', 'seed')
+
+
+def parse_people_options(text):
+    """'n_cities=200,name_locales=en_US' -> ({option: typed value}, None), or (None, why it cannot be read).
+    Only what a comma list can hold: name_locales takes one locale here."""
+    out = {}
+    for item in filter(None, text.split(',')):
+        key, eq, value = item.partition('=')
+        if not eq or key not in DEFAULTS or key in RUN_OPTIONS:
+            return None, f"{item!r} is not option=value with an option of data.py other than {RUN_OPTIONS}"
+        try:
+            out[key] = type(DEFAULTS[key])(value)
+        except ValueError:
+            return None, f"{key} takes a {type(DEFAULTS[key]).__name__}, got {value!r}"
+    return out, None
+
+
 def dir_of(cfg):
     """The data folder of a run's config (train.py's keys): its data_dir, or data/<people options>."""
     if cfg['data_dir']:
         return cfg['data_dir']
+    pools = cfg.get('people_options', '')
     return os.path.join('data', f"p{cfg['n_people']}_h{cfg['held_out']}_u{cfg['n_unseen']}_"
-                                f"b{cfg['bios_per_person']}_s{cfg['data_seed']}")
+                                f"b{cfg['bios_per_person']}_s{cfg['data_seed']}" +
+                        ('_' + pools.replace(',', '_').replace('=', '') if pools else ''))
 
 
 def options_of(cfg):
     """prepare()'s options from a run's config."""
     return dict(num=cfg['n_people'], held_out=cfg['held_out'], unseen=cfg['n_unseen'],
-                bios_per_person=cfg['bios_per_person'], seed=cfg['data_seed'])
+                bios_per_person=cfg['bios_per_person'], seed=cfg['data_seed'],
+                **parse_people_options(cfg.get('people_options', ''))[0])
 
 
 def prepare(data_dir, **opts):

@@ -12,11 +12,13 @@ calls), and reading a run back: `load_checkpoint()`, `build()` (the model a run'
 `load()` (both).
 """
 import argparse
+import math
 import os
 import sys
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 import calm
 import data
@@ -113,15 +115,56 @@ def load(out_dir, device='cpu'):
 
 
 # ----------------------------------------------------------------------------- recall
-def eval_questions(data_dir, tool, max_per_split=0):
-    """{split: [(question, gold answer)]}: the QA of each split, in a fixed shuffled order."""
+def eval_docs(data_dir, tool, max_per_split=0):
+    """{split: [QA document]}: the QA of each split, in a fixed shuffled order."""
     docs = data.read_jsonl(os.path.join(data_dir, data.FILES['qa_tool' if tool else 'qa']))
     out = {}
     for s in data.SPLITS:
-        qs = [(d['messages'][0]['content'], d['answer']) for d in docs if d['split'] == s]
-        order = np.random.default_rng(0).permutation(len(qs))
-        out[s] = [qs[i] for i in order[:max_per_split or None]]
+        mine = [d for d in docs if d['split'] == s]
+        order = np.random.default_rng(0).permutation(len(mine))
+        out[s] = [mine[i] for i in order[:max_per_split or None]]
     return out
+
+
+def eval_questions(data_dir, tool, max_per_split=0):
+    """{split: [(question, gold answer)]}: the QA of each split, in a fixed shuffled order."""
+    return {s: [(d['messages'][0]['content'], d['answer']) for d in docs]
+            for s, docs in eval_docs(data_dir, tool, max_per_split).items()}
+
+
+def value_bits(model, data_dir, max_questions=0, rank=0, world=1, batch_size=256):
+    """The trained facts' information a model holds, counted from its loss as the frontier papers count capacity
+    (Allen-Zhu & Li 2024), not from exact answers. For each trained no-tool question (the first max_questions in
+    eval_docs' order; 0: all), teacher-forced: lacking = -log2 p(the gold value's bytes | the dialog before them);
+    a fact carries log2(pool size) bits (meta.json), so the model holds log2(pool) - lacking of it (a code built
+    from the model would write the value in that many bits fewer than the uniform code over the pool).
+    -> {'lacking': mean bits lacking per fact, 'held': mean bits held per fact}; under DDP the sums are reduced."""
+    pool_bits = data.load_meta(data_dir)['bits_per_fact']
+    docs = eval_docs(data_dir, False, max_questions)['train'][rank::world]
+    device = next(model.parameters()).device
+    sums = torch.zeros(3, dtype=torch.float64)   # bits lacking, bits carried, facts
+    for i in range(0, len(docs), batch_size):
+        chunk = docs[i:i + batch_size]
+        seqs = [data.render(d['messages'])[0] for d in chunk]     # ... answer ending with the value, then EOT
+        idx = torch.full((len(seqs), max(map(len, seqs)) - 1), data.PAD, dtype=torch.long)
+        at = torch.zeros(idx.shape, dtype=torch.bool)              # the positions that predict the value's bytes
+        targets, row_of = [], []
+        for r, (ids, d) in enumerate(zip(seqs, chunk)):
+            n, end = len(data.encode(d['answer'])), len(ids) - 1   # ids[end] is EOT
+            idx[r, :end] = torch.tensor(ids[:end])
+            at[r, end - n - 1:end - 1] = True                      # logits at j predict ids[j + 1]
+            targets += ids[end - n:end]
+            row_of += [r] * n
+        with torch.no_grad():
+            logp = F.log_softmax(model(idx.to(device), at=at.to(device)).double(), -1).cpu()   # (n, v), row-major
+        nll = -logp[torch.arange(len(targets)), torch.tensor(targets)] / math.log(2)
+        sums[0] += nll.sum()
+        sums[1] += sum(pool_bits[d['attribute']] for d in chunk)
+        sums[2] += len(chunk)
+    if world > 1:
+        torch.distributed.all_reduce(sums)
+    lacking, carried, n = sums.tolist()
+    return {'lacking': lacking / max(n, 1), 'held': (carried - lacking) / max(n, 1)}
 
 
 def is_right(answer, gold):

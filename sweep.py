@@ -36,7 +36,7 @@ SWEEP_DEFAULTS = dict(launcher='inprocess', partition='', gpus=1, cpus=2, timeou
                       plot_only=False)
 COLUMNS = ['arch', 'tool', 'n_people', 'n_facts', 'params', 'n_layer', 'n_embd', 'seed', 'recall_trained',
            'recall_held_out', 'recall_unseen', 'facts_recalled', 'bits_per_fact', 'bits_per_param',
-           'exposures_per_fact', 'steps', 'stop_reason', 'tokens_seen', 'wall_seconds', 'eval_seconds',
+           'bits_held_per_param', 'exposures_per_fact', 'steps', 'stop_reason', 'tokens_seen', 'wall_seconds', 'eval_seconds',
            'out_dir']
 # The reference study (ambroiseodt/itl, results/grid4.csv, its own 95% analysis): in weights, 8.14 parameters
 # per fact at 95% recall; with the tool, the smallest model at 95% is 22-32K parameters for every N >= 512.
@@ -153,6 +153,7 @@ def collect(out_root):
                      'recall_trained': r['recall']['trained'], 'recall_held_out': r['recall']['held_out'],
                      'recall_unseen': r['recall']['unseen'], 'facts_recalled': r['facts_recalled'],
                      'bits_per_fact': r['bits_per_fact'], 'bits_per_param': r['bits_per_param'],
+                     'bits_held_per_param': r.get('bits_held_per_param'),   # None: a run older than the count
                      'exposures_per_fact': r.get('exposures_per_fact'), 'steps': r.get('steps'),
                      'stop_reason': r.get('stop_reason'), 'tokens_seen': r['tokens_seen'], 'wall_seconds': round(r['wall_seconds'], 1),
                      'eval_seconds': round(r['eval_seconds'], 1) if 'eval_seconds' in r else None,
@@ -195,13 +196,16 @@ def fit_params_per_fact(facts, params):
     return k, r2, slope
 
 
-def exposure_curve(out_dir, results):
+def exposure_curve(out_dir, results, held=False):
     """(exposures per fact, bits stored per parameter) at each evaluation of one in-weight run, from its
-    metrics.jsonl: recall on (a sample of) the trained facts x facts x bits per fact / parameters."""
+    metrics.jsonl: recall on (a sample of) the trained facts x facts x bits per fact / parameters; held: the
+    bits counted from the loss instead (train.py's bits_held_per_param; runs before 2026-12-06 lack it)."""
     pts = []
     for line in open(os.path.join(out_dir, 'metrics.jsonl')):
         row = json.loads(line)
-        if 'exposures_per_fact' in row and row.get('recall', {}).get('train') is not None:
+        if held and 'bits_held_per_param' in row:
+            pts.append((row['exposures_per_fact'], row['bits_held_per_param']))
+        elif not held and 'exposures_per_fact' in row and row.get('recall', {}).get('train') is not None:
             bits = row['recall']['train'] * results['n_facts'] * results['bits_per_fact'] / results['params']
             pts.append((row['exposures_per_fact'], bits))
     return pts
@@ -271,15 +275,20 @@ def plot(rows, out_root):
     for r in rows:
         if r['tool']:
             continue
-        pts = exposure_curve(r['out_dir'], json.load(open(os.path.join(r['out_dir'], 'results.json'))))
+        results = json.load(open(os.path.join(r['out_dir'], 'results.json')))
+        pts = exposure_curve(r['out_dir'], results)
         if pts:
-            ax.plot(*zip(*pts), marker='.', lw=0.8, label=f"{r['arch']} {r['params'] / 1e3:.1f}K, {r['n_facts']} facts")
+            line = ax.plot(*zip(*pts), marker='.', lw=0.8, label=f"{r['arch']} {r['params'] / 1e3:.1f}K, {r['n_facts']} facts")[0]
+            held = exposure_curve(r['out_dir'], results, held=True)
+            if held:   # dashed: the same run's bits counted from the loss
+                ax.plot(*zip(*held), ls='--', lw=0.8, color=line.get_color())
         elif r['exposures_per_fact']:
             ax.scatter([r['exposures_per_fact']], [r['bits_per_param']], s=12)
     for bits in (1.0, 2.0):
         ax.axhline(bits, color='gray', ls='--', lw=0.8)
     ax.text(0.01, 2.0, '2 bits/param (Allen-Zhu & Li 2024)', fontsize=7, va='bottom', transform=ax.get_yaxis_transform())
-    ax.set(xscale='log', xlabel='exposures per fact', ylabel='bits recalled per parameter (in weights)')
+    ax.set(xscale='log', xlabel='exposures per fact',
+           ylabel='bits per parameter (in weights): recalled, -- held (loss)')
     ax.set_ylim(bottom=-0.05)
     if ax.lines:
         ax.legend(fontsize=6, loc='center left')

@@ -495,6 +495,7 @@ def test_db_cli_reports_missing_files(tmp_path):
 
 
 # ----------------------------------------------------------------------------- model
+import math
 import signal
 import subprocess
 import sys
@@ -754,6 +755,8 @@ BAD_CONFIG = [  # train.py's checks in-process (get_config): (argv, the key the 
     (['--lr_decay=linear'], 'lr_decay'), (['--stop_recall=1.5'], 'stop_recall'),
     (['--tool=False'], 'mix_qa'), (['--mix_qa=1.0', '--mix_qa_tool=0.0'], 'mix_qa_tool'),  # asked what is not taught
     (['--stop_patience=-1'], 'stop_patience'), (['--max_exposures=-1.0'], 'max_exposures'),
+    (['--people_options=n_cities'], 'people_options'), (['--people_options=num=5'], 'people_options'),
+    (['--people_options=n_cities=many'], 'people_options'), (['--people_options=n_cities=0'], 'people_options'),
 ]
 
 
@@ -812,7 +815,7 @@ def test_bad_config_calm_heads_must_split_the_anchors_width(tmp_path):
 def test_bad_config_every_key_has_a_check():
     """A new key of train.py (or calm.py) needs a line in train.RANGES or in check_config: only bools take any value."""
     ranged = {k for keys, _, _ in train.RANGES for k in keys}
-    own_lines = {'out_dir', 'data_dir', 'device', 'bios_splits', 'init_from', 'anchor_dir', 'augment_dirs'}
+    own_lines = {'out_dir', 'data_dir', 'device', 'bios_splits', 'init_from', 'anchor_dir', 'augment_dirs', 'people_options'}
     assert set(train.KEYS) - ranged - own_lines == {k for k, v in train.KEYS.items() if type(v) is bool}
 
 
@@ -948,6 +951,49 @@ def test_an_answer_is_right_only_when_it_ends_with_the_gold_value():
     assert not right('', 'Bryanside')
 
 
+class NextTokenOracle(torch.nn.Module):
+    """A stand-in model for value_bits: at each position, all its mass on the token that follows that prefix in
+    one of the documents (sure = True), or on no token in particular (uniform logits)."""
+    def __init__(self, seqs, sure):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+        self.next = {tuple(s[:j + 1]): s[j + 1] for s in seqs for j in range(len(s) - 1)}
+        self.sure = sure
+
+    def forward(self, idx, at):
+        rows = []
+        for r, j in at.nonzero().tolist():
+            row = torch.zeros(data.VOCAB_SIZE)
+            if self.sure:
+                row[self.next[tuple(idx[r, :j + 1].tolist())]] = 50.0
+            rows.append(row)
+        return torch.stack(rows)
+
+
+def test_value_bits_counts_the_gold_values_bytes_against_their_pools(data_dir):
+    docs = sample.eval_docs(data_dir, False, 40)['train']
+    seqs = [data.render(d['messages'])[0] for d in docs]
+    pool_bits = data.load_meta(data_dir)['bits_per_fact']
+    carried = np.mean([pool_bits[d['attribute']] for d in docs])
+    # a model sure of every next token lacks nothing of the value: it holds all the bits its pools carry
+    bits = sample.value_bits(NextTokenOracle(seqs, sure=True), data_dir, 40, batch_size=16)
+    assert bits['lacking'] < 1e-6 and abs(bits['held'] - carried) < 1e-6
+    # uniform over the vocabulary: each of the value's bytes (only those) lacks log2(vocabulary size) bits
+    per_fact = np.mean([len(data.encode(d['answer'])) for d in docs]) * math.log2(data.VOCAB_SIZE)
+    bits = sample.value_bits(NextTokenOracle(seqs, sure=False), data_dir, 40, batch_size=16)
+    assert abs(bits['lacking'] - per_fact) < 1e-6 and abs(bits['held'] - (carried - per_fact)) < 1e-6
+    # a real model, batched and padded, against its loss on one dialog at a time
+    torch.manual_seed(0)
+    model = M.build_model(M.ModelConfig(vocab_size=data.VOCAB_SIZE, n_layer=1, n_embd=16, n_head=2)).eval()
+    one = []
+    for s, d in zip(seqs[:8], docs[:8]):
+        n = len(data.encode(d['answer']))
+        with torch.no_grad():
+            logp = F.log_softmax(model(torch.tensor([s[:-1]])), -1)[0].double()
+        one.append(-sum(logp[j - 1, s[j]].item() for j in range(len(s) - 1 - n, len(s) - 1)) / math.log(2))
+    assert abs(sample.value_bits(model, data_dir, 8, batch_size=3)['lacking'] - np.mean(one)) < 1e-4
+
+
 def test_stopper_stops_at_the_threshold_on_a_plateau_and_at_the_cap():
     s = train.Stopper(target=0.95)
     assert [s.evaluated(r) for r in (0.1, 0.5, 0.9)] == [None] * 3 and s.evaluated(0.96).startswith('recall')
@@ -1068,6 +1114,7 @@ def test_sweep_skips_finished_runs_and_writes_the_csv(tmp_path, tiny_data):
     sweep.main([str(cfg), '--launcher=local'])
     rows = list(csv.DictReader(open(tmp_path / 'sw' / 'results.csv')))
     assert len(rows) == 2 and list(rows[0]) == sweep.COLUMNS
+    assert float(rows[0]['bits_held_per_param']) < 1 and rows[1]['bits_held_per_param'] == ''  # no tool; tool: none
     for png in ('recall_vs_params.png', 'params_for_95.png', 'bits_per_param.png'):
         assert os.path.exists(tmp_path / 'sw' / png)
     mtimes = {n: os.path.getmtime(tmp_path / 'sw' / n / 'results.json') for n in names}

@@ -45,6 +45,7 @@ DEFAULTS = dict(
     held_out=0.2,               # fraction of n_people whose QA is never trained on
     n_unseen=100,               # people with first names seen nowhere in training
     data_seed=0,                # which people
+    people_options='',          # data.py's pools and names, e.g. 'n_cities=200,n_occupations=100' ('': its defaults)
     bios_per_person=1,          # biographies (paraphrases) per person
     tool=True,                  # evaluate by answering through SQL (the model was taught the tool)
     mix_qa=0.0,                 # copies per epoch of the train split's QA answered from the weights
@@ -187,6 +188,10 @@ def check_config(cfg, now=True):
                  f"{other}={cfg[other]} (set {evaluated} > 0, e.g. --{evaluated}=1.0 --{other}=0.0)")
     if not cfg['bios_splits'] or any(s not in data.SPLITS for s in cfg['bios_splits'].split(',')):
         bad('bios_splits', f"a comma list of {data.SPLITS}")
+    given, problem = data.parse_people_options(cfg['people_options'])
+    if problem:
+        bad('people_options', problem)
+    data.check_options({**data.DEFAULTS, **given}, name='people_options')
     problem = sample.device_problem(cfg['device'], here=now)
     if problem:
         sys.exit(f"error: config key 'device' ({cfg['device']!r}) {problem}")
@@ -407,6 +412,10 @@ def train(cfg):
         stop['now'] = True
     signal.signal(signal.SIGTERM, on_sigterm)
 
+    def held_per_param(bits):   # bits of the trained facts held (sample.value_bits), per parameter
+        meta = data.load_meta(data_dir)
+        return bits['held'] * meta['splits']['train'] * len(meta['attributes']) / n_params
+
     def state():
         return {'model': trainable.state_dict(), 'optimizer': optimizer.state_dict(), 'step': step,
                 'packer': packer.state_dict(), 'stopper': stopper.state_dict(), 'config': cfg, 'tokenizer': data.TOKENIZER,
@@ -474,9 +483,11 @@ def train(cfg):
             t_eval = time.time()
             recall = sample.evaluate(raw, cfg, data_dir, cfg['eval_max'], rank, world,
                                      splits=('train',) if stopper.on_recall else data.SPLITS)
+            held = {} if cfg['tool'] else {'bits_held_per_param': held_per_param(
+                sample.value_bits(raw, data_dir, cfg['eval_max'], rank, world, cfg['eval_batch']))}
             eval_wall += time.time() - t_eval
             raw.train()
-            log({'step': step, 'recall': recall, 'exposures_per_fact': exposures})
+            log({'step': step, 'recall': recall, 'exposures_per_fact': exposures, **held})
             last = stopper.on_recall and stopper.evaluated(recall['train']) is not None
             if master:
                 bar.write(f"step {step}: recall " + ', '.join(f"{k} {v:.3f}" for k, v in recall.items() if v is not None)
@@ -501,6 +512,7 @@ def train(cfg):
     raw.eval()
     t_eval = time.time()
     both = sample.evaluate(raw, cfg, data_dir, 0, rank, world, count={'strict': sample.is_right, 'contains': sample.contains})
+    bits = None if cfg['tool'] else sample.value_bits(raw, data_dir, 0, rank, world, cfg['eval_batch'])
     eval_wall += time.time() - t_eval
     recall = both['strict']
     meta = data.load_meta(data_dir)
@@ -511,6 +523,9 @@ def train(cfg):
                'facts_recalled': round((recall['train'] or 0) * n_facts),
                'bits_per_fact': bits_per_fact,
                'bits_per_param': (recall['train'] or 0) * n_facts * bits_per_fact / n_params,
+               # the same, counted from the loss (sample.value_bits): partly held facts count in part
+               'bits_held_per_param': None if bits is None else held_per_param(bits),
+               'value_bits_lacking': None if bits is None else bits['lacking'],
                'tokens_seen': tokens_seen, 'wall_seconds': wall, 'eval_seconds': eval_wall, 'steps': step,
                'exposures_per_fact': packing.exposures_per_fact(packer), 'stop_reason': stopper.reason or 'max_iters',
                'arch': cfg['arch'], 'tool': cfg['tool'], 'n_people': cfg['n_people'], 'seed': cfg['seed']}
