@@ -1,0 +1,34 @@
+# Is it the data? Width 32 (49,824 params) at the same load in bits (0.8 bits/param if all recalled) and the same
+# exposures per fact (390; 800 in the third pair), on the default pools and on pools shaped like the reference
+# study's (200 cities, 100 occupations, en_US names from 432 first x 500 last), then with only one of the two halves
+# small. From the repository root, two runs at once, one thread each (~25 min a pair at 390 exposures):
+#     python results/recipe_probes/pools/run_probes.py default_pools small_pools
+#     python results/recipe_probes/pools/run_probes.py small_values small_names
+#     python results/recipe_probes/pools/run_probes.py default_pools_800 small_pools_800
+import os
+import subprocess
+import sys
+
+HERE, ROWS, EXPOSURES, WIDTH, LOAD = 'results/recipe_probes/pools', 128, 390, 32, 0.8
+VALUES, NAMES = 'n_cities=200,n_occupations=100', 'name_locales=en_US,n_first_names=480,n_last_names=500'
+RUNS = {   # name: (people_options, bits per fact of those pools, exposures per fact)
+    'default_pools': ('', 10.263477501796558, EXPOSURES),
+    'small_pools': (VALUES + ',' + NAMES, 9.022031430631037, EXPOSURES),
+    'small_values': (VALUES, 9.022031430631037, EXPOSURES),   # the second pair: which of the two halves costs
+    'small_names': (NAMES, 10.263477501796558, EXPOSURES),
+    'default_pools_800': ('', 10.263477501796558, 800),         # the third: twice the exposures
+    'small_pools_800': (VALUES + ',' + NAMES, 9.022031430631037, 800),
+}
+procs = []
+for name in sys.argv[1:]:
+    options, bits, exposures = RUNS[name]
+    n_people = round(LOAD * 49824 / bits / 4)
+    steps, per_exposure = exposures * 4 * n_people // ROWS, 4 * n_people / ROWS
+    cfg = dict(tool=False, mix_qa=1.0, mix_qa_tool=0.0, n_people=n_people, held_out=0.0, n_unseen=10,
+               people_options=options, one_per_row=True, n_layer=2, n_head=2, n_embd=WIDTH, block_size=256,
+               batch_size=ROWS, max_iters=steps, warmup_iters=100, weight_decay=0.0, learning_rate=1e-2, min_lr=0.0,
+               eval_interval=round(30 * per_exposure), stop_recall=0.99, eval_max=300, ckpt_interval=2000, threads=1,
+               out_dir=os.path.join(HERE, name))
+    procs.append(subprocess.Popen([sys.executable, 'train.py', *[f'--{k}={v}' for k, v in cfg.items()]],
+                                  stdout=subprocess.DEVNULL, stderr=open(os.path.join(HERE, f'{name}.log'), 'w')))
+sys.exit(max(p.wait() for p in procs))
