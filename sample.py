@@ -137,7 +137,8 @@ def value_bits(model, data_dir, max_questions=0, rank=0, world=1, batch_size=256
     (Allen-Zhu & Li 2024), not from exact answers. For each trained no-tool question (the first max_questions in
     eval_docs' order; 0: all), teacher-forced: lacking = -log2 p(the gold value's bytes | the dialog before them);
     a fact carries log2(pool size) bits (meta.json), so the model holds log2(pool) - lacking of it (a code built
-    from the model would write the value in that many bits fewer than the uniform code over the pool).
+    from the model would write the value in that many bits fewer than the uniform code over the pool; negative while
+    the model writes the pool's values worse than that code, as early in training).
     -> {'lacking': mean bits lacking per fact, 'held': mean bits held per fact}; under DDP the sums are reduced."""
     pool_bits = data.load_meta(data_dir)['bits_per_fact']
     docs = eval_docs(data_dir, False, max_questions)['train'][rank::world]
