@@ -5,6 +5,7 @@
 #     python results/recipe_probes/pools/run_probes.py default_pools small_pools
 #     python results/recipe_probes/pools/run_probes.py small_values small_names
 #     python results/recipe_probes/pools/run_probes.py default_pools_800 small_pools_800
+#     python results/recipe_probes/pools/run_probes.py default_pools_ref small_pools_ref
 import os
 import subprocess
 import sys
@@ -18,7 +19,10 @@ RUNS = {   # name: (people_options, bits per fact of those pools, exposures per 
     'small_names': (NAMES, 10.263477501796558, EXPOSURES),
     'default_pools_800': ('', 10.263477501796558, 800),         # the third: twice the exposures
     'small_pools_800': (VALUES + ',' + NAMES, 9.022031430631037, 800),
+    'default_pools_ref': ('', 10.263477501796558, EXPOSURES),   # the fourth: the reference's recipe (fill_recipe/)
+    'small_pools_ref': (VALUES + ',' + NAMES, 9.022031430631037, EXPOSURES),
 }
+REFERENCE_RECIPE = dict(learning_rate=1e-3, warmup_iters=50, weight_decay=0.1, beta2=0.95, init='fan_in')
 procs = []
 for name in sys.argv[1:]:
     options, bits, exposures = RUNS[name]
@@ -29,6 +33,8 @@ for name in sys.argv[1:]:
                batch_size=ROWS, max_iters=steps, warmup_iters=100, weight_decay=0.0, learning_rate=1e-2, min_lr=0.0,
                eval_interval=round(30 * per_exposure), stop_recall=0.99, eval_max=300, ckpt_interval=2000, threads=1,
                out_dir=os.path.join(HERE, name))
+    if name.endswith('_ref'):
+        cfg.update(REFERENCE_RECIPE)
     procs.append(subprocess.Popen([sys.executable, 'train.py', *[f'--{k}={v}' for k, v in cfg.items()]],
                                   stdout=subprocess.DEVNULL, stderr=open(os.path.join(HERE, f'{name}.log'), 'w')))
 sys.exit(max(p.wait() for p in procs))
