@@ -132,16 +132,15 @@ def eval_questions(data_dir, tool, max_per_split=0):
             for s, docs in eval_docs(data_dir, tool, max_per_split).items()}
 
 
-def value_bits(model, data_dir, max_questions=0, rank=0, world=1, batch_size=256):
+def value_bits(model, docs, pool_bits, rank=0, world=1, batch_size=256):
     """The trained facts' information a model holds, counted from its loss as the frontier papers count capacity
-    (Allen-Zhu & Li 2024), not from exact answers. For each trained no-tool question (the first max_questions in
-    eval_docs' order; 0: all), teacher-forced: lacking = -log2 p(the gold value's bytes | the dialog before them);
-    a fact carries log2(pool size) bits (meta.json), so the model holds log2(pool) - lacking of it (a code built
-    from the model would write the value in that many bits fewer than the uniform code over the pool; negative while
-    the model writes the pool's values worse than that code, as early in training).
+    (Allen-Zhu & Li 2024), not from exact answers. For each no-tool QA document of docs (eval_docs' 'train'),
+    teacher-forced: lacking = -log2 p(the gold value's bytes | the dialog before them); a fact carries
+    pool_bits[attribute] = log2(pool size) bits (meta.json's bits_per_fact), so the model holds log2(pool) - lacking
+    of it (a code built from the model would write the value in that many bits fewer than the uniform code over the
+    pool; negative while the model writes the pool's values worse than that code, as early in training).
     -> {'lacking': mean bits lacking per fact, 'held': mean bits held per fact}; under DDP the sums are reduced."""
-    pool_bits = data.load_meta(data_dir)['bits_per_fact']
-    docs = eval_docs(data_dir, False, max_questions)['train'][rank::world]
+    docs = docs[rank::world]
     device = next(model.parameters()).device
     sums = torch.zeros(3, dtype=torch.float64)   # bits lacking, bits carried, facts
     for i in range(0, len(docs), batch_size):
@@ -149,17 +148,15 @@ def value_bits(model, data_dir, max_questions=0, rank=0, world=1, batch_size=256
         seqs = [data.render(d['messages'])[0] for d in chunk]     # ... answer ending with the value, then EOT
         idx = torch.full((len(seqs), max(map(len, seqs)) - 1), data.PAD, dtype=torch.long)
         at = torch.zeros(idx.shape, dtype=torch.bool)              # the positions that predict the value's bytes
-        targets, row_of = [], []
+        targets = []
         for r, (ids, d) in enumerate(zip(seqs, chunk)):
             n, end = len(data.encode(d['answer'])), len(ids) - 1   # ids[end] is EOT
             idx[r, :end] = torch.tensor(ids[:end])
             at[r, end - n - 1:end - 1] = True                      # logits at j predict ids[j + 1]
             targets += ids[end - n:end]
-            row_of += [r] * n
         with torch.no_grad():
             logp = F.log_softmax(model(idx.to(device), at=at.to(device)).double(), -1).cpu()   # (n, v), row-major
-        nll = -logp[torch.arange(len(targets)), torch.tensor(targets)] / math.log(2)
-        sums[0] += nll.sum()
+        sums[0] -= logp[torch.arange(len(targets)), torch.tensor(targets)].sum() / math.log(2)
         sums[1] += sum(pool_bits[d['attribute']] for d in chunk)
         sums[2] += len(chunk)
     if world > 1:

@@ -976,11 +976,11 @@ def test_value_bits_counts_the_gold_values_bytes_against_their_pools(data_dir):
     pool_bits = data.load_meta(data_dir)['bits_per_fact']
     carried = np.mean([pool_bits[d['attribute']] for d in docs])
     # a model sure of every next token lacks nothing of the value: it holds all the bits its pools carry
-    bits = sample.value_bits(NextTokenOracle(seqs, sure=True), data_dir, 40, batch_size=16)
+    bits = sample.value_bits(NextTokenOracle(seqs, sure=True), docs, pool_bits, batch_size=16)
     assert bits['lacking'] < 1e-6 and abs(bits['held'] - carried) < 1e-6
     # uniform over the vocabulary: each of the value's bytes (only those) lacks log2(vocabulary size) bits
     per_fact = np.mean([len(data.encode(d['answer'])) for d in docs]) * math.log2(data.VOCAB_SIZE)
-    bits = sample.value_bits(NextTokenOracle(seqs, sure=False), data_dir, 40, batch_size=16)
+    bits = sample.value_bits(NextTokenOracle(seqs, sure=False), docs, pool_bits, batch_size=16)
     assert abs(bits['lacking'] - per_fact) < 1e-6 and abs(bits['held'] - (carried - per_fact)) < 1e-6
     # a real model, batched and padded, against its loss on one dialog at a time
     torch.manual_seed(0)
@@ -991,7 +991,7 @@ def test_value_bits_counts_the_gold_values_bytes_against_their_pools(data_dir):
         with torch.no_grad():
             logp = F.log_softmax(model(torch.tensor([s[:-1]])), -1)[0].double()
         one.append(-sum(logp[j - 1, s[j]].item() for j in range(len(s) - 1 - n, len(s) - 1)) / math.log(2))
-    assert abs(sample.value_bits(model, data_dir, 8, batch_size=3)['lacking'] - np.mean(one)) < 1e-4
+    assert abs(sample.value_bits(model, docs[:8], pool_bits, batch_size=3)['lacking'] - np.mean(one)) < 1e-4
 
 
 def test_stopper_stops_at_the_threshold_on_a_plateau_and_at_the_cap():

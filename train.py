@@ -372,6 +372,9 @@ def train(cfg):
     model.to(device)
     optimizer = make_optimizer(model, cfg, device)
     packer = packing.make_packer(cfg, data_dir, world)
+    meta = data.load_meta(data_dir)
+    n_facts = meta['splits']['train'] * len(meta['attributes'])   # trained facts
+    value_docs = [] if cfg['tool'] else sample.eval_docs(data_dir, False)['train']   # for sample.value_bits
     stopper = Stopper(cfg['stop_recall'], cfg['stop_patience'], cfg['max_exposures'])
     step, tokens_seen, wall, eval_wall = 0, 0, 0.0, 0.0   # eval_wall: seconds in recall evaluations
 
@@ -412,9 +415,9 @@ def train(cfg):
         stop['now'] = True
     signal.signal(signal.SIGTERM, on_sigterm)
 
-    def held_per_param(bits):   # bits of the trained facts held (sample.value_bits), per parameter
-        meta = data.load_meta(data_dir)
-        return bits['held'] * meta['splits']['train'] * len(meta['attributes']) / n_params
+    def held_per_param(docs):   # bits of the trained facts held (sample.value_bits on docs), per parameter
+        bits = sample.value_bits(raw, docs, meta['bits_per_fact'], rank, world, cfg['eval_batch'])
+        return bits, bits['held'] * n_facts / n_params
 
     def state():
         return {'model': trainable.state_dict(), 'optimizer': optimizer.state_dict(), 'step': step,
@@ -483,8 +486,7 @@ def train(cfg):
             t_eval = time.time()
             recall = sample.evaluate(raw, cfg, data_dir, cfg['eval_max'], rank, world,
                                      splits=('train',) if stopper.on_recall else data.SPLITS)
-            held = {} if cfg['tool'] else {'bits_held_per_param': held_per_param(
-                sample.value_bits(raw, data_dir, cfg['eval_max'], rank, world, cfg['eval_batch']))}
+            held = {} if cfg['tool'] else {'bits_held_per_param': held_per_param(value_docs[:cfg['eval_max'] or None])[1]}
             eval_wall += time.time() - t_eval
             raw.train()
             log({'step': step, 'recall': recall, 'exposures_per_fact': exposures, **held})
@@ -512,19 +514,16 @@ def train(cfg):
     raw.eval()
     t_eval = time.time()
     both = sample.evaluate(raw, cfg, data_dir, 0, rank, world, count={'strict': sample.is_right, 'contains': sample.contains})
-    bits = None if cfg['tool'] else sample.value_bits(raw, data_dir, 0, rank, world, cfg['eval_batch'])
+    bits, held = (None, None) if cfg['tool'] else held_per_param(value_docs)
     eval_wall += time.time() - t_eval
     recall = both['strict']
-    meta = data.load_meta(data_dir)
-    n_trained_people = meta['splits']['train']
-    n_facts = n_trained_people * len(meta['attributes'])
     bits_per_fact = sum(meta['bits_per_fact'].values()) / len(meta['attributes'])
     results = {'params': n_params, 'n_facts': n_facts, 'recall': recall,
                'facts_recalled': round((recall['train'] or 0) * n_facts),
                'bits_per_fact': bits_per_fact,
                'bits_per_param': (recall['train'] or 0) * n_facts * bits_per_fact / n_params,
                # the same, counted from the loss (sample.value_bits): partly held facts count in part
-               'bits_held_per_param': None if bits is None else held_per_param(bits),
+               'bits_held_per_param': held,
                'value_bits_lacking': None if bits is None else bits['lacking'],
                'tokens_seen': tokens_seen, 'wall_seconds': wall, 'eval_seconds': eval_wall, 'steps': step,
                'exposures_per_fact': packing.exposures_per_fact(packer), 'stop_reason': stopper.reason or 'max_iters',

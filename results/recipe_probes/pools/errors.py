@@ -25,7 +25,7 @@ for out_dir in sys.argv[1:]:
         prefix = x['messages'][1]['content'][:-len(gold)]
         kinds['right' if sample.is_right(said, gold) else 'prefix' if not said.startswith(prefix) else
               'confused' if said[len(prefix):] in set(pools[data.attribute_pool(x['attribute'])]) else 'garbled'] += 1
-    bits = sample.value_bits(model, d)
+    bits = sample.value_bits(model, sample.eval_docs(d, False)['train'], meta['bits_per_fact'])
     n_facts = meta['splits']['train'] * len(meta['attributes'])
     carried = float(np.mean(list(meta['bits_per_fact'].values())))
     print(f"{os.path.normpath(out_dir)}: {model.num_params():,} params, {n_facts:,} facts of {carried:.2f} bits "
