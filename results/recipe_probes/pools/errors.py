@@ -3,7 +3,7 @@
 # attribute's pool (confused); a value no pool holds (garbled); or wrong before the value (prefix). Then, over every
 # trained fact, sample.value_bits: the bits of the gold value the model lacks (teacher-forced) against the
 # log2(pool size) bits the fact carries, and the bits held per parameter.
-#     python results/recipe_probes/pools/errors.py results/recipe_probes/pools/NAME ... > results/recipe_probes/pools/errors.txt
+#     python results/recipe_probes/pools/errors.py results/recipe_probes/pools/NAME ... >> results/recipe_probes/pools/errors.txt
 import os
 import sys
 

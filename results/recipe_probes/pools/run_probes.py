@@ -6,13 +6,17 @@
 #     python results/recipe_probes/pools/run_probes.py small_values small_names
 #     python results/recipe_probes/pools/run_probes.py default_pools_800 small_pools_800
 #     python results/recipe_probes/pools/run_probes.py default_pools_ref small_pools_ref
+# and the widths on the default pools, same load and exposures (does a larger model pay the pools' cost off?):
+#     python results/recipe_probes/pools/run_probes.py w48_default_pools w24_default_pools   (then w40_default_pools)
+#     python results/recipe_probes/pools/run_probes.py w48_small_pools w40_small_pools
 import os
 import subprocess
 import sys
 
-HERE, ROWS, EXPOSURES, WIDTH, LOAD = 'results/recipe_probes/pools', 128, 390, 32, 0.8
+HERE, ROWS, EXPOSURES, LOAD = 'results/recipe_probes/pools', 128, 390, 0.8
+PARAMS = {24: 31224, 32: 49824, 40: 72520, 48: 99312}   # 2 layers, 2 heads, by width
 VALUES, NAMES = 'n_cities=200,n_occupations=100', 'name_locales=en_US,n_first_names=480,n_last_names=500'
-RUNS = {   # name: (people_options, bits per fact of those pools, exposures per fact)
+RUNS = {   # name: (people_options, bits per fact of those pools, exposures per fact[, width: 32])
     'default_pools': ('', 10.263477501796558, EXPOSURES),
     'small_pools': (VALUES + ',' + NAMES, 9.022031430631037, EXPOSURES),
     'small_values': (VALUES, 9.022031430631037, EXPOSURES),   # the second pair: which of the two halves costs
@@ -21,15 +25,20 @@ RUNS = {   # name: (people_options, bits per fact of those pools, exposures per 
     'small_pools_800': (VALUES + ',' + NAMES, 9.022031430631037, 800),
     'default_pools_ref': ('', 10.263477501796558, EXPOSURES),   # the fourth: the reference's recipe (fill_recipe/)
     'small_pools_ref': (VALUES + ',' + NAMES, 9.022031430631037, EXPOSURES),
+    'w24_default_pools': ('', 10.263477501796558, EXPOSURES, 24),   # the fifth: widths 24 / 40 / 48
+    'w40_default_pools': ('', 10.263477501796558, EXPOSURES, 40),
+    'w48_default_pools': ('', 10.263477501796558, EXPOSURES, 48),
+    'w40_small_pools': (VALUES + ',' + NAMES, 9.022031430631037, EXPOSURES, 40),   # the sixth: the same on small pools
+    'w48_small_pools': (VALUES + ',' + NAMES, 9.022031430631037, EXPOSURES, 48),
 }
 REFERENCE_RECIPE = dict(learning_rate=1e-3, warmup_iters=50, weight_decay=0.1, beta2=0.95, init='fan_in')
 procs = []
 for name in sys.argv[1:]:
-    options, bits, exposures = RUNS[name]
-    n_people = round(LOAD * 49824 / bits / 4)
+    options, bits, exposures, width = (RUNS[name] + (32,))[:4]
+    n_people = round(LOAD * PARAMS[width] / bits / 4)
     steps, per_exposure = exposures * 4 * n_people // ROWS, 4 * n_people / ROWS
     cfg = dict(tool=False, mix_qa=1.0, mix_qa_tool=0.0, n_people=n_people, held_out=0.0, n_unseen=10,
-               people_options=options, one_per_row=True, n_layer=2, n_head=2, n_embd=WIDTH, block_size=256,
+               people_options=options, one_per_row=True, n_layer=2, n_head=2, n_embd=width, block_size=256,
                batch_size=ROWS, max_iters=steps, warmup_iters=100, weight_decay=0.0, learning_rate=1e-2, min_lr=0.0,
                eval_interval=round(30 * per_exposure), stop_recall=0.99, eval_max=300, ckpt_interval=2000, threads=1,
                out_dir=os.path.join(HERE, name))
