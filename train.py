@@ -540,6 +540,7 @@ def train(cfg):
               f"held_out {fmt(results['recall']['held_out'])} unseen {fmt(results['recall']['unseen'])}, "
               f"{tokens_seen:,} tokens in {wall:.0f} s")
     if world > 1:
+        torch.distributed.barrier()   # leave together: a rank gone while rank 0 still writes can abort the other (CI, once)
         torch.distributed.destroy_process_group()
     return results
 
