@@ -56,11 +56,11 @@ peak = bench.matmul_flops()
 print(f"float32 matmul (1024^3), 1 thread: {peak / 1e9:.1f} GFLOP/s; {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; "
       f"medians of 5 interleaved rounds; useful work counted for the whole model in every variant")
 for width in (16, 32, 64):
-    settings, flops = {}, None
+    settings = {}
     for name, parts in VARIANTS.items():   # a model each, the same init and rows
         m, batches = bench.ours(cfg, d, 64, n_embd=width, n_head=2, one_per_row=True)
-        flops = statistics.mean(bench.useful_flops(m, b) for b in batches)
         settings[name] = with_free(bench.stepper(m, batches, True), parts)
+    flops = statistics.mean(bench.useful_flops(m, b) for b in batches)   # the same for every variant
     sec = bench.interleaved(settings, rounds=5)
     print(f"width {width} ({m.num_params():,} params): " + '; '.join(
         f"{k} {s * 1e3:.1f} ms/step {flops / s / peak:.1%}" for k, s in sec.items()))

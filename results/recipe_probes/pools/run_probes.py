@@ -13,29 +13,35 @@ import os
 import subprocess
 import sys
 
+sys.path.insert(0, os.getcwd())
+import data                               # noqa: E402  (run from the repository root)
+from model import ModelConfig, build_model  # noqa: E402
+
 HERE, ROWS, EXPOSURES, LOAD = 'results/recipe_probes/pools', 128, 390, 0.8
-PARAMS = {24: 31224, 32: 49824, 40: 72520, 48: 99312}   # 2 layers, 2 heads, by width
 VALUES, NAMES = 'n_cities=200,n_occupations=100', 'name_locales=en_US,n_first_names=480,n_last_names=500'
-RUNS = {   # name: (people_options, bits per fact of those pools, exposures per fact[, width: 32])
-    'default_pools': ('', 10.263477501796558, EXPOSURES),
-    'small_pools': (VALUES + ',' + NAMES, 9.022031430631037, EXPOSURES),
-    'small_values': (VALUES, 9.022031430631037, EXPOSURES),   # the second pair: which of the two halves costs
-    'small_names': (NAMES, 10.263477501796558, EXPOSURES),
-    'default_pools_800': ('', 10.263477501796558, 800),         # the third: twice the exposures
-    'small_pools_800': (VALUES + ',' + NAMES, 9.022031430631037, 800),
-    'default_pools_ref': ('', 10.263477501796558, EXPOSURES),   # the fourth: the reference's recipe (fill_recipe/)
-    'small_pools_ref': (VALUES + ',' + NAMES, 9.022031430631037, EXPOSURES),
-    'w24_default_pools': ('', 10.263477501796558, EXPOSURES, 24),   # the fifth: widths 24 / 40 / 48
-    'w40_default_pools': ('', 10.263477501796558, EXPOSURES, 40),
-    'w48_default_pools': ('', 10.263477501796558, EXPOSURES, 48),
-    'w40_small_pools': (VALUES + ',' + NAMES, 9.022031430631037, EXPOSURES, 40),   # the sixth: the same on small pools
-    'w48_small_pools': (VALUES + ',' + NAMES, 9.022031430631037, EXPOSURES, 48),
+SMALL = VALUES + ',' + NAMES
+DEFAULT_BITS, SMALL_VALUE_BITS = 10.263477501796558, 9.022031430631037   # bits per fact (meta.json) of those pools
+RUNS = {   # name: (people_options, bits per fact of those pools, exposures per fact, width)
+    'default_pools': ('', DEFAULT_BITS, EXPOSURES, 32),
+    'small_pools': (SMALL, SMALL_VALUE_BITS, EXPOSURES, 32),
+    'small_values': (VALUES, SMALL_VALUE_BITS, EXPOSURES, 32),   # the second pair: which of the two halves costs
+    'small_names': (NAMES, DEFAULT_BITS, EXPOSURES, 32),
+    'default_pools_800': ('', DEFAULT_BITS, 800, 32),            # the third: twice the exposures
+    'small_pools_800': (SMALL, SMALL_VALUE_BITS, 800, 32),
+    'default_pools_ref': ('', DEFAULT_BITS, EXPOSURES, 32),      # the fourth: the reference's recipe (fill_recipe/)
+    'small_pools_ref': (SMALL, SMALL_VALUE_BITS, EXPOSURES, 32),
+    'w24_default_pools': ('', DEFAULT_BITS, EXPOSURES, 24),      # the fifth: widths 24 / 40 / 48
+    'w40_default_pools': ('', DEFAULT_BITS, EXPOSURES, 40),
+    'w48_default_pools': ('', DEFAULT_BITS, EXPOSURES, 48),
+    'w40_small_pools': (SMALL, SMALL_VALUE_BITS, EXPOSURES, 40),  # the sixth: the same on small pools
+    'w48_small_pools': (SMALL, SMALL_VALUE_BITS, EXPOSURES, 48),
 }
 REFERENCE_RECIPE = dict(learning_rate=1e-3, warmup_iters=50, weight_decay=0.1, beta2=0.95, init='fan_in')
 procs = []
 for name in sys.argv[1:]:
-    options, bits, exposures, width = (RUNS[name] + (32,))[:4]
-    n_people = round(LOAD * PARAMS[width] / bits / 4)
+    options, bits, exposures, width = RUNS[name]
+    params = build_model(ModelConfig(n_layer=2, n_head=2, n_embd=width, vocab_size=data.VOCAB_SIZE)).num_params()
+    n_people = round(LOAD * params / bits / 4)
     steps, per_exposure = exposures * 4 * n_people // ROWS, 4 * n_people / ROWS
     cfg = dict(tool=False, mix_qa=1.0, mix_qa_tool=0.0, n_people=n_people, held_out=0.0, n_unseen=10,
                people_options=options, one_per_row=True, n_layer=2, n_head=2, n_embd=width, block_size=256,
