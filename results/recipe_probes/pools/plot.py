@@ -53,20 +53,21 @@ fig.savefig(os.path.join(HERE, 'bits_vs_exposures.png'), dpi=120)
 # the widths on the default pools at 0.8 bits/param of load and 390 exposures (width 32's run logged the held bits
 # only at its end: its star)
 fig, ax = plt.subplots(figsize=(6.5, 4.2))
-for name in ('w24_default_pools', 'default_pools', 'w40_default_pools', 'w48_default_pools'):
+for name in ('w24_default_pools', 'default_pools', 'w40_default_pools', 'w48_default_pools', 'w64_default_pools'):
     if os.path.exists(os.path.join(HERE, name, 'results.json')):
         width = json.load(open(os.path.join(HERE, name, 'config.json')))['n_embd']
         draw(ax, name, lambda res: f"width {width} ({res['params']:,} params), {res['n_facts']:,} facts: recalled")
 ax.axhline(0.8, color='gray', ls=':', lw=1)
 ax.axhline(0, color='black', lw=0.5)
-ax.set(xlabel='exposures per fact', ylabel='bits per parameter', ylim=(-1.5, 1.0),
+ax.set(xlabel='exposures per fact', ylabel='bits per parameter', ylim=(-1.5, 1.05),
        title='default pools, 0.8 bits/param of load, 390 exposures: by width')
 ax.legend(fontsize=7, loc='lower right')
 fig.tight_layout()
 fig.savefig(os.path.join(HERE, 'bits_vs_width.png'), dpi=120)
 
 # the held bits by width, and what each step in width added: the extra bits held per extra parameter
-for pools, names in (('default', ('w24_default_pools', 'default_pools', 'w40_default_pools', 'w48_default_pools')),
+for pools, names in (('default', ('w24_default_pools', 'default_pools', 'w40_default_pools', 'w48_default_pools',
+                              'w64_default_pools')),
                      ('small', ('small_pools', 'w40_small_pools', 'w48_small_pools'))):
     names = [n for n in names if n in held]
     params = [json.load(open(os.path.join(HERE, n, 'results.json')))['params'] for n in names]

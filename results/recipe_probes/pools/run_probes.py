@@ -9,6 +9,8 @@
 # and the widths on the default pools, same load and exposures (does a larger model pay the pools' cost off?):
 #     python results/recipe_probes/pools/run_probes.py w48_default_pools w24_default_pools   (then w40_default_pools)
 #     python results/recipe_probes/pools/run_probes.py w48_small_pools w40_small_pools
+# and width 64 alone on both cores, compiled (torch.compile: ~1.4x here at this width, floats not bit-equal to eager):
+#     python results/recipe_probes/pools/run_probes.py w64_default_pools
 import os
 import subprocess
 import sys
@@ -35,7 +37,9 @@ RUNS = {   # name: (people_options, bits per fact of those pools, exposures per 
     'w48_default_pools': ('', DEFAULT_BITS, EXPOSURES, 48),
     'w40_small_pools': (SMALL, SMALL_VALUE_BITS, EXPOSURES, 40),  # the sixth: the same on small pools
     'w48_small_pools': (SMALL, SMALL_VALUE_BITS, EXPOSURES, 48),
+    'w64_default_pools': ('', DEFAULT_BITS, EXPOSURES, 64),       # the seventh: width 64, alone
 }
+ALONE = {'w64_default_pools': dict(threads=2, compile=True)}   # runs that take both cores
 REFERENCE_RECIPE = dict(learning_rate=1e-3, warmup_iters=50, weight_decay=0.1, beta2=0.95, init='fan_in')
 procs = []
 for name in sys.argv[1:]:
@@ -50,6 +54,7 @@ for name in sys.argv[1:]:
                out_dir=os.path.join(HERE, name))
     if name.endswith('_ref'):
         cfg.update(REFERENCE_RECIPE)
+    cfg.update(ALONE.get(name, {}))
     procs.append(subprocess.Popen([sys.executable, 'train.py', *[f'--{k}={v}' for k, v in cfg.items()]],
                                   stdout=subprocess.DEVNULL, stderr=open(os.path.join(HERE, f'{name}.log'), 'w')))
 sys.exit(max(p.wait() for p in procs))
