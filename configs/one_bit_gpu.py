@@ -3,7 +3,8 @@
 # models fastest per exposure (results/recipe_probes/fill_recipe: 128 one-dialog rows a step, lr 1e-2 cosine to 0, no
 # weight decay), a horizon of 1,000 exposures per fact (Allen-Zhu & Li's 2 bits/param regime), bits held (loss) and
 # recall on 300 trained questions logged every 50 exposures. On this CPU it would take ~10 core-hours (1.3B tokens);
-# not run yet (no GPU was lent to this project). Checkpointed: the same command resumes.
+# not run yet (no GPU was lent to this project). Checkpointed: the same command resumes. What this width did here at
+# 0.8 bits/param of load and 390 exposures: 0.58 bits/param held, 50% recalled (results/recipe_probes/pools/NOTES.md).
 #     python train.py configs/one_bit_gpu.py
 out_dir = 'results/one_bit_gpu'
 tool = False

@@ -11,6 +11,8 @@
 #     python results/recipe_probes/pools/run_probes.py w48_small_pools w40_small_pools
 # and width 64 alone on both cores, compiled (torch.compile: ~1.4x here at this width, floats not bit-equal to eager):
 #     python results/recipe_probes/pools/run_probes.py w64_default_pools
+# and at width 64, is lr 1e-2 (tuned at width 24) still the faster filler, or half of it? A 100-exposure horizon:
+#     python results/recipe_probes/pools/run_probes.py w64_h100_lr0.01 w64_h100_lr0.005
 import os
 import subprocess
 import sys
@@ -38,8 +40,11 @@ RUNS = {   # name: (people_options, bits per fact of those pools, exposures per 
     'w40_small_pools': (SMALL, SMALL_VALUE_BITS, EXPOSURES, 40),  # the sixth: the same on small pools
     'w48_small_pools': (SMALL, SMALL_VALUE_BITS, EXPOSURES, 48),
     'w64_default_pools': ('', DEFAULT_BITS, EXPOSURES, 64),       # the seventh: width 64, alone
+    'w64_h100_lr0.01': ('', DEFAULT_BITS, 100, 64),               # the eighth: width 64's learning rate
+    'w64_h100_lr0.005': ('', DEFAULT_BITS, 100, 64),
 }
-ALONE = {'w64_default_pools': dict(threads=2, compile=True)}   # runs that take both cores
+OVERRIDES = {'w64_default_pools': dict(threads=2, compile=True),   # alone on both cores
+             'w64_h100_lr0.01': dict(compile=True), 'w64_h100_lr0.005': dict(compile=True, learning_rate=5e-3)}
 REFERENCE_RECIPE = dict(learning_rate=1e-3, warmup_iters=50, weight_decay=0.1, beta2=0.95, init='fan_in')
 procs = []
 for name in sys.argv[1:]:
@@ -54,7 +59,7 @@ for name in sys.argv[1:]:
                out_dir=os.path.join(HERE, name))
     if name.endswith('_ref'):
         cfg.update(REFERENCE_RECIPE)
-    cfg.update(ALONE.get(name, {}))
+    cfg.update(OVERRIDES.get(name, {}))
     procs.append(subprocess.Popen([sys.executable, 'train.py', *[f'--{k}={v}' for k, v in cfg.items()]],
                                   stdout=subprocess.DEVNULL, stderr=open(os.path.join(HERE, f'{name}.log'), 'w')))
 sys.exit(max(p.wait() for p in procs))
