@@ -13,6 +13,7 @@
 #     python results/recipe_probes/pools/run_probes.py w64_default_pools
 # and at width 64, is lr 1e-2 (tuned at width 24) still the faster filler, or half of it? A 100-exposure horizon:
 #     python results/recipe_probes/pools/run_probes.py w64_h100_lr0.01 w64_h100_lr0.005
+#     python results/recipe_probes/pools/run_probes.py w64_h100_lr0.0025 w64_h100_lr0.00125
 import os
 import subprocess
 import sys
@@ -42,9 +43,11 @@ RUNS = {   # name: (people_options, bits per fact of those pools, exposures per 
     'w64_default_pools': ('', DEFAULT_BITS, EXPOSURES, 64),       # the seventh: width 64, alone
     'w64_h100_lr0.01': ('', DEFAULT_BITS, 100, 64),               # the eighth: width 64's learning rate
     'w64_h100_lr0.005': ('', DEFAULT_BITS, 100, 64),
+    'w64_h100_lr0.0025': ('', DEFAULT_BITS, 100, 64),
+    'w64_h100_lr0.00125': ('', DEFAULT_BITS, 100, 64),
 }
 OVERRIDES = {'w64_default_pools': dict(threads=2, compile=True),   # alone on both cores
-             'w64_h100_lr0.01': dict(compile=True), 'w64_h100_lr0.005': dict(compile=True, learning_rate=5e-3)}
+             **{f'w64_h100_lr{lr}': dict(compile=True, learning_rate=lr) for lr in (0.01, 0.005, 0.0025, 0.00125)}}
 REFERENCE_RECIPE = dict(learning_rate=1e-3, warmup_iters=50, weight_decay=0.1, beta2=0.95, init='fan_in')
 procs = []
 for name in sys.argv[1:]:
