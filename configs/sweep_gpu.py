@@ -8,12 +8,15 @@ options = dict(launcher='slurm', max_parallel=64)
 ROWS = 128
 steps = lambda n_people, exposures: min(100_000, max(1, exposures * 4 * n_people // ROWS))
 # with the tool the run goes to the horizon: a stop on trained recall could come before copying generalizes
-grid = [dict(arch=['transformer', 'mamba'], tool=[tool], n_people=[n], n_embd=[8, 16, 32, 64, 128, 256],
+# the peak learning rate falls as 1/width from 1e-2 at width 24 (measured on Transformers: results/recipe_probes/
+# fill_recipe at width 24, pools at 64; Mamba takes the same)
+peak_lr = lambda width: min(1e-2, 1e-2 * 24 / width)
+grid = [dict(arch=['transformer', 'mamba'], tool=[tool], n_people=[n], n_embd=[width], learning_rate=[peak_lr(width)],
              seed=[0, 1, 2], max_iters=[steps(n, 1000)], eval_interval=[max(100, steps(n, 25))],
              stop_recall=[0.0 if tool else 0.95])
-        for n in [2 ** k for k in range(1, 16, 2)] for tool in (False, True)]
+        for n in [2 ** k for k in range(1, 16, 2)] for tool in (False, True) for width in (8, 16, 32, 64, 128, 256)]
 base = dict(
     n_layer=2, n_head=2, held_out=0.2, n_unseen=100, one_per_row=True, block_size=512, batch_size=ROWS,
-    learning_rate=1e-2, min_lr=0.0, weight_decay=0.0, warmup_iters=1000, eval_max=1000,   # fill_recipe probes
+    min_lr=0.0, weight_decay=0.0, warmup_iters=1000, eval_max=1000,   # fill_recipe probes
     ckpt_interval=2000, device='cuda',
 )
