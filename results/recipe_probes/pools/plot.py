@@ -11,6 +11,8 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt
 
 HERE = 'results/recipe_probes/pools'
+BY_WIDTH = {'default': ('w24_default_pools', 'default_pools', 'w40_default_pools', 'w48_default_pools', 'w64_default_pools'),
+            'small': ('small_pools', 'w40_small_pools', 'w48_small_pools')}   # 390 exposures, 0.8 bits/param of load
 
 # the bits held at the end of each run, from errors.txt (errors.py over every trained fact, the count results.json
 # holds since the 800-exposure pair; the first runs predate it)
@@ -53,7 +55,7 @@ fig.savefig(os.path.join(HERE, 'bits_vs_exposures.png'), dpi=120)
 # the widths on the default pools at 0.8 bits/param of load and 390 exposures (width 32's run logged the held bits
 # only at its end: its star)
 fig, ax = plt.subplots(figsize=(6.5, 4.2))
-for name in ('w24_default_pools', 'default_pools', 'w40_default_pools', 'w48_default_pools', 'w64_default_pools'):
+for name in BY_WIDTH['default']:
     if os.path.exists(os.path.join(HERE, name, 'results.json')):
         width = json.load(open(os.path.join(HERE, name, 'config.json')))['n_embd']
         draw(ax, name, lambda res: f"width {width} ({res['params']:,} params), {res['n_facts']:,} facts: recalled")
@@ -66,9 +68,7 @@ fig.tight_layout()
 fig.savefig(os.path.join(HERE, 'bits_vs_width.png'), dpi=120)
 
 # the held bits by width, and what each step in width added: the extra bits held per extra parameter
-for pools, names in (('default', ('w24_default_pools', 'default_pools', 'w40_default_pools', 'w48_default_pools',
-                              'w64_default_pools')),
-                     ('small', ('small_pools', 'w40_small_pools', 'w48_small_pools'))):
+for pools, names in BY_WIDTH.items():
     names = [n for n in names if n in held]
     params = [json.load(open(os.path.join(HERE, n, 'results.json')))['params'] for n in names]
     total = [held[n] * p for n, p in zip(names, params)]

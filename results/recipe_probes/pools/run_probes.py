@@ -26,6 +26,7 @@ HERE, ROWS, EXPOSURES, LOAD = 'results/recipe_probes/pools', 128, 390, 0.8
 VALUES, NAMES = 'n_cities=200,n_occupations=100', 'name_locales=en_US,n_first_names=480,n_last_names=500'
 SMALL = VALUES + ',' + NAMES
 DEFAULT_BITS, SMALL_VALUE_BITS = 10.263477501796558, 9.022031430631037   # bits per fact (meta.json) of those pools
+W64_LRS = (0.01, 0.005, 0.0025, 0.00125)
 RUNS = {   # name: (people_options, bits per fact of those pools, exposures per fact, width)
     'default_pools': ('', DEFAULT_BITS, EXPOSURES, 32),
     'small_pools': (SMALL, SMALL_VALUE_BITS, EXPOSURES, 32),
@@ -41,14 +42,14 @@ RUNS = {   # name: (people_options, bits per fact of those pools, exposures per 
     'w40_small_pools': (SMALL, SMALL_VALUE_BITS, EXPOSURES, 40),  # the sixth: the same on small pools
     'w48_small_pools': (SMALL, SMALL_VALUE_BITS, EXPOSURES, 48),
     'w64_default_pools': ('', DEFAULT_BITS, EXPOSURES, 64),       # the seventh: width 64, alone
-    'w64_h100_lr0.01': ('', DEFAULT_BITS, 100, 64),               # the eighth: width 64's learning rate
-    'w64_h100_lr0.005': ('', DEFAULT_BITS, 100, 64),
-    'w64_h100_lr0.0025': ('', DEFAULT_BITS, 100, 64),
-    'w64_h100_lr0.00125': ('', DEFAULT_BITS, 100, 64),
+    **{f'w64_h100_lr{lr}': ('', DEFAULT_BITS, 100, 64) for lr in W64_LRS},   # the eighth: width 64's learning rate
 }
-OVERRIDES = {'w64_default_pools': dict(threads=2, compile=True),   # alone on both cores
-             **{f'w64_h100_lr{lr}': dict(compile=True, learning_rate=lr) for lr in (0.01, 0.005, 0.0025, 0.00125)}}
 REFERENCE_RECIPE = dict(learning_rate=1e-3, warmup_iters=50, weight_decay=0.1, beta2=0.95, init='fan_in')
+OVERRIDES = {   # name: what a run changes of our recipe
+    'default_pools_ref': REFERENCE_RECIPE, 'small_pools_ref': REFERENCE_RECIPE,
+    'w64_default_pools': dict(threads=2, compile=True),   # alone on both cores
+    **{f'w64_h100_lr{lr}': dict(compile=True, learning_rate=lr) for lr in W64_LRS},
+}
 procs = []
 for name in sys.argv[1:]:
     options, bits, exposures, width = RUNS[name]
@@ -60,8 +61,6 @@ for name in sys.argv[1:]:
                batch_size=ROWS, max_iters=steps, warmup_iters=100, weight_decay=0.0, learning_rate=1e-2, min_lr=0.0,
                eval_interval=round(30 * per_exposure), stop_recall=0.99, eval_max=300, ckpt_interval=2000, threads=1,
                out_dir=os.path.join(HERE, name))
-    if name.endswith('_ref'):
-        cfg.update(REFERENCE_RECIPE)
     cfg.update(OVERRIDES.get(name, {}))
     procs.append(subprocess.Popen([sys.executable, 'train.py', *[f'--{k}={v}' for k, v in cfg.items()]],
                                   stdout=subprocess.DEVNULL, stderr=open(os.path.join(HERE, f'{name}.log'), 'w')))
