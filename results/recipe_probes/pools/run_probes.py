@@ -14,6 +14,8 @@
 # and at width 64, is lr 1e-2 (tuned at width 24) still the faster filler, or half of it? A 100-exposure horizon:
 #     python results/recipe_probes/pools/run_probes.py w64_h100_lr0.01 w64_h100_lr0.005
 #     python results/recipe_probes/pools/run_probes.py w64_h100_lr0.0025 w64_h100_lr0.00125
+# and the best of those at the full 390 exposures, alone on both cores, compiled (beside w64_default_pools's 1e-2):
+#     python results/recipe_probes/pools/run_probes.py w64_default_pools_lr0.0025
 import os
 import subprocess
 import sys
@@ -43,12 +45,14 @@ RUNS = {   # name: (people_options, bits per fact of those pools, exposures per 
     'w48_small_pools': (SMALL, SMALL_VALUE_BITS, EXPOSURES, 48),
     'w64_default_pools': ('', DEFAULT_BITS, EXPOSURES, 64),       # the seventh: width 64, alone
     **{f'w64_h100_lr{lr}': ('', DEFAULT_BITS, 100, 64) for lr in W64_LRS},   # the eighth: width 64's learning rate
+    'w64_default_pools_lr0.0025': ('', DEFAULT_BITS, EXPOSURES, 64),   # the ninth: the best of them at 390
 }
 REFERENCE_RECIPE = dict(learning_rate=1e-3, warmup_iters=50, weight_decay=0.1, beta2=0.95, init='fan_in')
 OVERRIDES = {   # name: what a run changes of our recipe
     'default_pools_ref': REFERENCE_RECIPE, 'small_pools_ref': REFERENCE_RECIPE,
     'w64_default_pools': dict(threads=2, compile=True),   # alone on both cores
     **{f'w64_h100_lr{lr}': dict(compile=True, learning_rate=lr) for lr in W64_LRS},
+    'w64_default_pools_lr0.0025': dict(threads=2, compile=True, learning_rate=2.5e-3),
 }
 procs = []
 for name in sys.argv[1:]:
