@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 HERE = 'results/recipe_probes/pools'
 BY_WIDTH = {'default': ('w24_default_pools', 'default_pools', 'w40_default_pools', 'w48_default_pools', 'w64_default_pools'),
             'small': ('small_pools', 'w40_small_pools', 'w48_small_pools')}   # 390 exposures, 0.8 bits/param of load
+AT_OWN_LR = {'w64_default_pools_lr0.0025': 2.5e-3}   # the same setting at a width's own learning rate (not 1e-2)
 
 # the bits held at the end of each run, from errors.txt (errors.py over every trained fact, the count results.json
 # holds since the 800-exposure pair; the first runs predate it)
@@ -59,6 +60,10 @@ for name in BY_WIDTH['default']:
     if os.path.exists(os.path.join(HERE, name, 'results.json')):
         width = json.load(open(os.path.join(HERE, name, 'config.json')))['n_embd']
         draw(ax, name, lambda res: f"width {width} ({res['params']:,} params), {res['n_facts']:,} facts: recalled")
+for name, lr in AT_OWN_LR.items():
+    if os.path.exists(os.path.join(HERE, name, 'results.json')):
+        width = json.load(open(os.path.join(HERE, name, 'config.json')))['n_embd']
+        draw(ax, name, lambda res: f"width {width} at lr {lr:g}: recalled")
 ax.axhline(0.8, color='gray', ls=':', lw=1)
 ax.axhline(0, color='black', lw=0.5)
 ax.set(xlabel='exposures per fact', ylabel='bits per parameter', ylim=(-1.5, 1.05),

@@ -16,6 +16,8 @@
 #     python results/recipe_probes/pools/run_probes.py w64_h100_lr0.0025 w64_h100_lr0.00125
 # and the best of those at the full 390 exposures, alone on both cores, compiled (beside w64_default_pools's 1e-2):
 #     python results/recipe_probes/pools/run_probes.py w64_default_pools_lr0.0025
+# and, since that fills toward its load, the test of 1 bit/param: a load of 1.25 bits/param at 280 exposures, alone:
+#     python results/recipe_probes/pools/run_probes.py w64_load1.25_lr0.0025
 import os
 import subprocess
 import sys
@@ -46,19 +48,22 @@ RUNS = {   # name: (people_options, bits per fact of those pools, exposures per 
     'w64_default_pools': ('', DEFAULT_BITS, EXPOSURES, 64),       # the seventh: width 64, alone
     **{f'w64_h100_lr{lr}': ('', DEFAULT_BITS, 100, 64) for lr in W64_LRS},   # the eighth: width 64's learning rate
     'w64_default_pools_lr0.0025': ('', DEFAULT_BITS, EXPOSURES, 64),   # the ninth: the best of them at 390
+    'w64_load1.25_lr0.0025': ('', DEFAULT_BITS, 280, 64),               # the tenth: a load above 1
 }
+LOADS = {'w64_load1.25_lr0.0025': 1.25}   # bits/param if every fact were recalled, where not LOAD
 REFERENCE_RECIPE = dict(learning_rate=1e-3, warmup_iters=50, weight_decay=0.1, beta2=0.95, init='fan_in')
 OVERRIDES = {   # name: what a run changes of our recipe
     'default_pools_ref': REFERENCE_RECIPE, 'small_pools_ref': REFERENCE_RECIPE,
     'w64_default_pools': dict(threads=2, compile=True),   # alone on both cores
     **{f'w64_h100_lr{lr}': dict(compile=True, learning_rate=lr) for lr in W64_LRS},
     'w64_default_pools_lr0.0025': dict(threads=2, compile=True, learning_rate=2.5e-3),
+    'w64_load1.25_lr0.0025': dict(threads=2, compile=True, learning_rate=2.5e-3),
 }
 procs = []
 for name in sys.argv[1:]:
     options, bits, exposures, width = RUNS[name]
     params = build_model(ModelConfig(n_layer=2, n_head=2, n_embd=width, vocab_size=data.VOCAB_SIZE)).num_params()
-    n_people = round(LOAD * params / bits / 4)
+    n_people = round(LOADS.get(name, LOAD) * params / bits / 4)
     steps, per_exposure = exposures * 4 * n_people // ROWS, 4 * n_people / ROWS
     cfg = dict(tool=False, mix_qa=1.0, mix_qa_tool=0.0, n_people=n_people, held_out=0.0, n_unseen=10,
                people_options=options, one_per_row=True, n_layer=2, n_head=2, n_embd=width, block_size=256,
@@ -67,5 +72,5 @@ for name in sys.argv[1:]:
                out_dir=os.path.join(HERE, name))
     cfg.update(OVERRIDES.get(name, {}))
     procs.append(subprocess.Popen([sys.executable, 'train.py', *[f'--{k}={v}' for k, v in cfg.items()]],
-                                  stdout=subprocess.DEVNULL, stderr=open(os.path.join(HERE, f'{name}.log'), 'w')))
+                                  stdout=subprocess.DEVNULL, stderr=open(os.path.join(HERE, f'{name}.log'), 'a')))
 sys.exit(max(p.wait() for p in procs))
