@@ -1,7 +1,7 @@
 # Bits per parameter against exposures per fact for the pair at 800 exposures (run_probes.py): recalled (recall on the
 # 300 sampled trained questions x facts x bits per fact / params, solid) and held by the loss (sample.value_bits on
 # the same questions, dashed), with the 1- and 2-bit marks; the widths at 390 exposures on the default pools
-# (bits_vs_width.png); and the bits held by width, printed:
+# (bits_vs_width.png); width 64 by learning rate and load (bits_vs_load.png); and the bits held by width, printed:
 #     python results/recipe_probes/pools/plot.py > results/recipe_probes/pools/bits_vs_width.txt
 import json
 import os
@@ -11,9 +11,11 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt
 
 HERE = 'results/recipe_probes/pools'
+DEFAULT_BITS = 10.263477501796558   # bits per fact of the default pools (meta.json)
 BY_WIDTH = {'default': ('w24_default_pools', 'default_pools', 'w40_default_pools', 'w48_default_pools', 'w64_default_pools'),
             'small': ('small_pools', 'w40_small_pools', 'w48_small_pools')}   # 390 exposures, 0.8 bits/param of load
-AT_OWN_LR = {'w64_default_pools_lr0.0025': 2.5e-3}   # the same setting at a width's own learning rate (not 1e-2)
+BY_LOAD = ('w64_default_pools', 'w64_default_pools_lr0.0025', 'w64_load1.25_lr0.0025', 'w64_load1.25_lr0.0025_more')
+CONTINUED = {'w64_load1.25_lr0.0025_more': 'w64_load1.25_lr0.0025'}   # a run resumed from another's end
 
 # the bits held at the end of each run, from errors.txt (errors.py over every trained fact, the count results.json
 # holds since the 800-exposure pair; the first runs predate it)
@@ -60,10 +62,6 @@ for name in BY_WIDTH['default']:
     if os.path.exists(os.path.join(HERE, name, 'results.json')):
         width = json.load(open(os.path.join(HERE, name, 'config.json')))['n_embd']
         draw(ax, name, lambda res: f"width {width} ({res['params']:,} params), {res['n_facts']:,} facts: recalled")
-for name, lr in AT_OWN_LR.items():
-    if os.path.exists(os.path.join(HERE, name, 'results.json')):
-        width = json.load(open(os.path.join(HERE, name, 'config.json')))['n_embd']
-        draw(ax, name, lambda res: f"width {width} at lr {lr:g}: recalled")
 ax.axhline(0.8, color='gray', ls=':', lw=1)
 ax.axhline(0, color='black', lw=0.5)
 ax.set(xlabel='exposures per fact', ylabel='bits per parameter', ylim=(-1.5, 1.05),
@@ -71,6 +69,35 @@ ax.set(xlabel='exposures per fact', ylabel='bits per parameter', ylim=(-1.5, 1.0
 ax.legend(fontsize=7, loc='lower right')
 fig.tight_layout()
 fig.savefig(os.path.join(HERE, 'bits_vs_width.png'), dpi=120)
+
+# width 64 by learning rate and load (bits/param if every fact were recalled): recalled on the 300 sampled questions
+# (solid) and held by the loss (dashed); a run paused before its end has no star
+params = json.load(open(os.path.join(HERE, 'w64_default_pools', 'results.json')))['params']
+fig, ax = plt.subplots(figsize=(6.5, 4.2))
+for name in BY_LOAD:
+    if not os.path.exists(os.path.join(HERE, name, 'metrics.jsonl')):
+        continue
+    cfg = json.load(open(os.path.join(HERE, name, 'config.json')))
+    load = 4 * cfg['n_people'] * DEFAULT_BITS / params
+    first = json.load(open(os.path.join(HERE, CONTINUED[name], 'config.json')))['max_iters'] if name in CONTINUED else 0
+    evals = [json.loads(line) for line in open(os.path.join(HERE, name, 'metrics.jsonl'))]
+    evals = [r for r in evals if 'recall' in r and r['step'] >= first]   # the last: every trained fact
+    logged = [r for r in evals if 'bits_held_per_param' in r]
+    line = ax.plot([r['exposures_per_fact'] for r in evals], [r['recall']['train'] * load for r in evals], marker='.',
+                   label=f"lr {cfg['learning_rate']:g}, load {load:.2f}, {cfg['max_iters']:,} steps: recalled"
+                   + (' (continued)' if first else ''))[0]
+    ax.plot([r['exposures_per_fact'] for r in logged], [r['bits_held_per_param'] for r in logged], ls='--',
+            color=line.get_color(), label='  held (loss)')
+    if name in held:
+        res = json.load(open(os.path.join(HERE, name, 'results.json')))
+        ax.plot([res['exposures_per_fact']], [held[name]], marker='*', color=line.get_color())
+for bits in (0, 1, 2):
+    ax.axhline(bits, color='gray', ls='--' if bits else '-', lw=0.6)
+ax.set(xlabel='exposures per fact', ylabel='bits per parameter', ylim=(-0.3, 2.1),
+       title=f'width 64 ({params:,} params), default pools: by learning rate and load')
+ax.legend(fontsize=7, loc='upper left')
+fig.tight_layout()
+fig.savefig(os.path.join(HERE, 'bits_vs_load.png'), dpi=120)
 
 # the held bits by width, and what each step in width added: the extra bits held per extra parameter
 for pools, names in BY_WIDTH.items():

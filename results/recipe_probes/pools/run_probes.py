@@ -18,12 +18,17 @@
 #     python results/recipe_probes/pools/run_probes.py w64_default_pools_lr0.0025
 # and, since that fills toward its load, the test of 1 bit/param: a load of 1.25 bits/param at 280 exposures, alone:
 #     python results/recipe_probes/pools/run_probes.py w64_load1.25_lr0.0025
+# and that run continued from its last checkpoint by ~90 exposures (its cosine stretched to 58,000 steps: the lr steps
+# back up from 0 to 3.4e-4 and falls to 0 again), in a directory of its own:
+#     python results/recipe_probes/pools/run_probes.py w64_load1.25_lr0.0025_more
 import os
+import shutil
 import subprocess
 import sys
 
 sys.path.insert(0, os.getcwd())
 import data                               # noqa: E402  (run from the repository root)
+import sample                             # noqa: E402
 from model import ModelConfig, build_model  # noqa: E402
 
 HERE, ROWS, EXPOSURES, LOAD = 'results/recipe_probes/pools', 128, 390, 0.8
@@ -50,6 +55,7 @@ RUNS = {   # name: (people_options, bits per fact of those pools, exposures per 
     'w64_default_pools_lr0.0025': ('', DEFAULT_BITS, EXPOSURES, 64),   # the ninth: the best of them at 390
     'w64_load1.25_lr0.0025': ('', DEFAULT_BITS, 280, 64),               # the tenth: a load above 1
 }
+CONTINUED = {'w64_load1.25_lr0.0025_more': ('w64_load1.25_lr0.0025', 58000)}   # name: (run it resumes, its max_iters)
 LOADS = {'w64_load1.25_lr0.0025': 1.25}   # bits/param if every fact were recalled, where not LOAD
 REFERENCE_RECIPE = dict(learning_rate=1e-3, warmup_iters=50, weight_decay=0.1, beta2=0.95, init='fan_in')
 OVERRIDES = {   # name: what a run changes of our recipe
@@ -61,16 +67,24 @@ OVERRIDES = {   # name: what a run changes of our recipe
 }
 procs = []
 for name in sys.argv[1:]:
-    options, bits, exposures, width = RUNS[name]
+    source, max_iters = CONTINUED.get(name, (name, 0))
+    options, bits, exposures, width = RUNS[source]
     params = build_model(ModelConfig(n_layer=2, n_head=2, n_embd=width, vocab_size=data.VOCAB_SIZE)).num_params()
-    n_people = round(LOADS.get(name, LOAD) * params / bits / 4)
+    n_people = round(LOADS.get(source, LOAD) * params / bits / 4)
     steps, per_exposure = exposures * 4 * n_people // ROWS, 4 * n_people / ROWS
     cfg = dict(tool=False, mix_qa=1.0, mix_qa_tool=0.0, n_people=n_people, held_out=0.0, n_unseen=10,
                people_options=options, one_per_row=True, n_layer=2, n_head=2, n_embd=width, block_size=256,
                batch_size=ROWS, max_iters=steps, warmup_iters=100, weight_decay=0.0, learning_rate=1e-2, min_lr=0.0,
                eval_interval=round(30 * per_exposure), stop_recall=0.99, eval_max=300, ckpt_interval=2000, threads=1,
                out_dir=os.path.join(HERE, name))
-    cfg.update(OVERRIDES.get(name, {}))
+    cfg.update(OVERRIDES.get(source, {}))
+    if source != name:   # a continuation: start from the source's last checkpoint and log, then train.py resumes
+        out_dir = os.path.join(HERE, name)
+        if not os.path.exists(out_dir):
+            os.makedirs(out_dir)
+            shutil.copy(sample.list_checkpoints(os.path.join(HERE, source))[0], out_dir)
+            shutil.copy(os.path.join(HERE, source, 'metrics.jsonl'), out_dir)
+        cfg.update(out_dir=out_dir, max_iters=max_iters)
     procs.append(subprocess.Popen([sys.executable, 'train.py', *[f'--{k}={v}' for k, v in cfg.items()]],
                                   stdout=subprocess.DEVNULL, stderr=open(os.path.join(HERE, f'{name}.log'), 'a')))
 sys.exit(max(p.wait() for p in procs))
