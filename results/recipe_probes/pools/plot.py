@@ -11,7 +11,6 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt
 
 HERE = 'results/recipe_probes/pools'
-DEFAULT_BITS = 10.263477501796558   # bits per fact of the default pools (meta.json)
 BY_WIDTH = {'default': ('w24_default_pools', 'default_pools', 'w40_default_pools', 'w48_default_pools', 'w64_default_pools'),
             'small': ('small_pools', 'w40_small_pools', 'w48_small_pools')}   # 390 exposures, 0.8 bits/param of load
 BY_LOAD = ('w64_default_pools', 'w64_default_pools_lr0.0025', 'w64_load1.25_lr0.0025', 'w64_load1.25_lr0.0025_more')
@@ -27,12 +26,13 @@ for line in open(os.path.join(HERE, 'errors.txt')):
         held[run] = float(line.split(';')[-1].split()[0])
 
 
-def draw(ax, name, label):
-    """One run's recalled (solid) and held (dashed) bits per parameter at its evaluations; held at its end: a star."""
+def draw(ax, name, label, first=0):
+    """One run's recalled (solid) and held (dashed) bits per parameter at its evaluations from step `first` on; held
+    at its end: a star."""
     res = json.load(open(os.path.join(HERE, name, 'results.json')))
     load = res['n_facts'] * res['bits_per_fact'] / res['params']
     rows = [json.loads(line) for line in open(os.path.join(HERE, name, 'metrics.jsonl'))]
-    evals = [r for r in rows if 'recall' in r]
+    evals = [r for r in rows if 'recall' in r and r['step'] >= first]
     logged = [r for r in evals if 'bits_held_per_param' in r]
     line = ax.plot([r['exposures_per_fact'] for r in evals], [r['recall']['train'] * load for r in evals], marker='.',
                    label=label(res))[0]
@@ -71,30 +71,17 @@ fig.tight_layout()
 fig.savefig(os.path.join(HERE, 'bits_vs_width.png'), dpi=120)
 
 # width 64 by learning rate and load (bits/param if every fact were recalled): recalled on the 300 sampled questions
-# (solid) and held by the loss (dashed); a run paused before its end has no star
-params = json.load(open(os.path.join(HERE, 'w64_default_pools', 'results.json')))['params']
+# (solid) and held by the loss (dashed)
 fig, ax = plt.subplots(figsize=(6.5, 4.2))
-for name in BY_LOAD:
-    if not os.path.exists(os.path.join(HERE, name, 'metrics.jsonl')):
-        continue
+for name in BY_LOAD:   # a continuation drawn from its source's end on
     cfg = json.load(open(os.path.join(HERE, name, 'config.json')))
-    load = 4 * cfg['n_people'] * DEFAULT_BITS / params
     first = json.load(open(os.path.join(HERE, CONTINUED[name], 'config.json')))['max_iters'] if name in CONTINUED else 0
-    evals = [json.loads(line) for line in open(os.path.join(HERE, name, 'metrics.jsonl'))]
-    evals = [r for r in evals if 'recall' in r and r['step'] >= first]   # the last: every trained fact
-    logged = [r for r in evals if 'bits_held_per_param' in r]
-    line = ax.plot([r['exposures_per_fact'] for r in evals], [r['recall']['train'] * load for r in evals], marker='.',
-                   label=f"lr {cfg['learning_rate']:g}, load {load:.2f}, {cfg['max_iters']:,} steps: recalled"
-                   + (' (continued)' if first else ''))[0]
-    ax.plot([r['exposures_per_fact'] for r in logged], [r['bits_held_per_param'] for r in logged], ls='--',
-            color=line.get_color(), label='  held (loss)')
-    if name in held:
-        res = json.load(open(os.path.join(HERE, name, 'results.json')))
-        ax.plot([res['exposures_per_fact']], [held[name]], marker='*', color=line.get_color())
+    draw(ax, name, lambda res: f"lr {cfg['learning_rate']:g}, load {res['n_facts'] * res['bits_per_fact'] / res['params']:.2f}, "
+         f"{cfg['max_iters']:,} steps: recalled" + (' (continued)' if first else ''), first)
 for bits in (0, 1, 2):
     ax.axhline(bits, color='gray', ls='--' if bits else '-', lw=0.6)
 ax.set(xlabel='exposures per fact', ylabel='bits per parameter', ylim=(-0.3, 2.1),
-       title=f'width 64 ({params:,} params), default pools: by learning rate and load')
+       title='width 64 (165,184 params), default pools: by learning rate and load')
 ax.legend(fontsize=7, loc='upper left')
 fig.tight_layout()
 fig.savefig(os.path.join(HERE, 'bits_vs_load.png'), dpi=120)

@@ -58,12 +58,12 @@ RUNS = {   # name: (people_options, bits per fact of those pools, exposures per 
 CONTINUED = {'w64_load1.25_lr0.0025_more': ('w64_load1.25_lr0.0025', 58000)}   # name: (run it resumes, its max_iters)
 LOADS = {'w64_load1.25_lr0.0025': 1.25}   # bits/param if every fact were recalled, where not LOAD
 REFERENCE_RECIPE = dict(learning_rate=1e-3, warmup_iters=50, weight_decay=0.1, beta2=0.95, init='fan_in')
+ALONE = dict(threads=2, compile=True)   # a run on both cores
 OVERRIDES = {   # name: what a run changes of our recipe
     'default_pools_ref': REFERENCE_RECIPE, 'small_pools_ref': REFERENCE_RECIPE,
-    'w64_default_pools': dict(threads=2, compile=True),   # alone on both cores
+    'w64_default_pools': ALONE,
     **{f'w64_h100_lr{lr}': dict(compile=True, learning_rate=lr) for lr in W64_LRS},
-    'w64_default_pools_lr0.0025': dict(threads=2, compile=True, learning_rate=2.5e-3),
-    'w64_load1.25_lr0.0025': dict(threads=2, compile=True, learning_rate=2.5e-3),
+    **{name: dict(ALONE, learning_rate=2.5e-3) for name in ('w64_default_pools_lr0.0025', 'w64_load1.25_lr0.0025')},
 }
 procs = []
 for name in sys.argv[1:]:
