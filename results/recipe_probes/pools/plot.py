@@ -13,8 +13,10 @@ import matplotlib.pyplot as plt
 HERE = 'results/recipe_probes/pools'
 BY_WIDTH = {'default': ('w24_default_pools', 'default_pools', 'w40_default_pools', 'w48_default_pools', 'w64_default_pools'),
             'small': ('small_pools', 'w40_small_pools', 'w48_small_pools')}   # 390 exposures, 0.8 bits/param of load
-BY_LOAD = ('w64_default_pools', 'w64_default_pools_lr0.0025', 'w64_load1.25_lr0.0025', 'w64_load1.25_lr0.0025_more')
-CONTINUED = {'w64_load1.25_lr0.0025_more': 'w64_load1.25_lr0.0025'}   # a run resumed from another's end
+BY_LOAD = ('w64_default_pools', 'w64_default_pools_lr0.0025', 'w64_load1.25_lr0.0025', 'w64_load1.25_lr0.0025_more',
+           'w64_load1.25_lr0.0025_more2')
+CONTINUED = {'w64_load1.25_lr0.0025_more': 'w64_load1.25_lr0.0025',   # a run resumed from another's end
+             'w64_load1.25_lr0.0025_more2': 'w64_load1.25_lr0.0025_more'}
 
 # the bits held at the end of each run, from errors.txt (errors.py over every trained fact, the count results.json
 # holds since the 800-exposure pair; the first runs predate it)

@@ -21,6 +21,9 @@
 # and that run continued from its last checkpoint by ~90 exposures (its cosine stretched to 58,000 steps: the lr steps
 # back up from 0 to 3.4e-4 and falls to 0 again), in a directory of its own:
 #     python results/recipe_probes/pools/run_probes.py w64_load1.25_lr0.0025_more
+# and that one continued again from its last checkpoint to 100,000 steps (~636 exposures; the lr steps from 0 to 9.4e-4
+# on the stretched cosine and falls to 0 again), in a directory of its own:
+#     python results/recipe_probes/pools/run_probes.py w64_load1.25_lr0.0025_more2
 import os
 import shutil
 import subprocess
@@ -55,7 +58,8 @@ RUNS = {   # name: (people_options, bits per fact of those pools, exposures per 
     'w64_default_pools_lr0.0025': ('', DEFAULT_BITS, EXPOSURES, 64),   # the ninth: the best of them at 390
     'w64_load1.25_lr0.0025': ('', DEFAULT_BITS, 280, 64),               # the tenth: a load above 1
 }
-CONTINUED = {'w64_load1.25_lr0.0025_more': ('w64_load1.25_lr0.0025', 58000)}   # name: (run it resumes, its max_iters)
+CONTINUED = {'w64_load1.25_lr0.0025_more': ('w64_load1.25_lr0.0025', 58000),   # name: (run it resumes, its max_iters)
+             'w64_load1.25_lr0.0025_more2': ('w64_load1.25_lr0.0025_more', 100000)}
 LOADS = {'w64_load1.25_lr0.0025': 1.25}   # bits/param if every fact were recalled, where not LOAD
 REFERENCE_RECIPE = dict(learning_rate=1e-3, warmup_iters=50, weight_decay=0.1, beta2=0.95, init='fan_in')
 ALONE = dict(threads=2, compile=True)   # a run on both cores
@@ -67,7 +71,10 @@ OVERRIDES = {   # name: what a run changes of our recipe
 }
 procs = []
 for name in sys.argv[1:]:
-    source, max_iters = CONTINUED.get(name, (name, 0))
+    resumed, max_iters = CONTINUED.get(name, (name, 0))
+    source = resumed
+    while source in CONTINUED:   # a continuation of a continuation trains the first run's setting
+        source = CONTINUED[source][0]
     options, bits, exposures, width = RUNS[source]
     params = build_model(ModelConfig(n_layer=2, n_head=2, n_embd=width, vocab_size=data.VOCAB_SIZE)).num_params()
     n_people = round(LOADS.get(source, LOAD) * params / bits / 4)
@@ -78,12 +85,12 @@ for name in sys.argv[1:]:
                eval_interval=round(30 * per_exposure), stop_recall=0.99, eval_max=300, ckpt_interval=2000, threads=1,
                out_dir=os.path.join(HERE, name))
     cfg.update(OVERRIDES.get(source, {}))
-    if source != name:   # a continuation: start from the source's last checkpoint and log, then train.py resumes
+    if resumed != name:   # a continuation: start from the source's last checkpoint and log, then train.py resumes
         out_dir = os.path.join(HERE, name)
         if not os.path.exists(out_dir):
             os.makedirs(out_dir)
-            shutil.copy(sample.list_checkpoints(os.path.join(HERE, source))[0], out_dir)
-            shutil.copy(os.path.join(HERE, source, 'metrics.jsonl'), out_dir)
+            shutil.copy(sample.list_checkpoints(os.path.join(HERE, resumed))[0], out_dir)
+            shutil.copy(os.path.join(HERE, resumed, 'metrics.jsonl'), out_dir)
         cfg.update(out_dir=out_dir, max_iters=max_iters)
     procs.append(subprocess.Popen([sys.executable, 'train.py', *[f'--{k}={v}' for k, v in cfg.items()]],
                                   stdout=subprocess.DEVNULL, stderr=open(os.path.join(HERE, f'{name}.log'), 'a')))
