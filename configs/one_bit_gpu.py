@@ -3,8 +3,9 @@
 # passes 1), lr 2.5e-3 (width 64's best) cosine to 0, 128 one-dialog rows a step, no weight decay, 600 exposures
 # per fact; bits held (loss) and recall on 300 trained questions logged every 50 exposures. On this CPU it would take
 # ~3 hours of both cores (1.24B tokens); not run (no GPU lent). Checkpointed: the same command resumes. What this
-# width did here at a load of 1.25 and 280 exposures: 58.0% recalled (0.725 bits/param), 0.971 held by the loss
-# (results/recipe_probes/pools/NOTES.md, "A load above 1").
+# width did here at a load of 1.25: 58.0% recalled (0.725 bits/param) at 280 exposures; resumed twice, 84.8% (1.06
+# bits/param, 1.14 held by the loss) at 637 (results/recipe_probes/pools/NOTES.md, "Continued again"). This config
+# is the same test in one cosine.
 #     python train.py configs/one_bit_gpu.py
 out_dir = 'results/one_bit_gpu'
 tool = False
