@@ -21,6 +21,8 @@
 # and that run continued from its last checkpoint by ~90 exposures (its cosine stretched to 58,000 steps: the lr steps
 # back up from 0 to 3.4e-4 and falls to 0 again), in a directory of its own:
 #     python results/recipe_probes/pools/run_probes.py w64_load1.25_lr0.0025_more
+# and does width 48 also fill faster at a lower lr? 1e-2 against 1e-2 x 24 / 48, the 100-exposure horizon:
+#     python results/recipe_probes/pools/run_probes.py w48_h100_lr0.01 w48_h100_lr0.005
 # and that one continued again from its last checkpoint to 100,000 steps (~636 exposures; the lr steps from 0 to 9.4e-4
 # on the stretched cosine and falls to 0 again), in a directory of its own:
 #     python results/recipe_probes/pools/run_probes.py w64_load1.25_lr0.0025_more2
@@ -39,6 +41,7 @@ VALUES, NAMES = 'n_cities=200,n_occupations=100', 'name_locales=en_US,n_first_na
 SMALL = VALUES + ',' + NAMES
 DEFAULT_BITS, SMALL_VALUE_BITS = 10.263477501796558, 9.022031430631037   # bits per fact (meta.json) of those pools
 W64_LRS = (0.01, 0.005, 0.0025, 0.00125)
+W48_LRS = (0.01, 0.005)
 RUNS = {   # name: (people_options, bits per fact of those pools, exposures per fact, width)
     'default_pools': ('', DEFAULT_BITS, EXPOSURES, 32),
     'small_pools': (SMALL, SMALL_VALUE_BITS, EXPOSURES, 32),
@@ -57,6 +60,7 @@ RUNS = {   # name: (people_options, bits per fact of those pools, exposures per 
     **{f'w64_h100_lr{lr}': ('', DEFAULT_BITS, 100, 64) for lr in W64_LRS},   # the eighth: width 64's learning rate
     'w64_default_pools_lr0.0025': ('', DEFAULT_BITS, EXPOSURES, 64),   # the ninth: the best of them at 390
     'w64_load1.25_lr0.0025': ('', DEFAULT_BITS, 280, 64),               # the tenth: a load above 1
+    **{f'w48_h100_lr{lr}': ('', DEFAULT_BITS, 100, 48) for lr in W48_LRS},   # the eleventh: width 48's learning rate
 }
 CONTINUED = {'w64_load1.25_lr0.0025_more': ('w64_load1.25_lr0.0025', 58000),   # name: (run it resumes, its max_iters)
              'w64_load1.25_lr0.0025_more2': ('w64_load1.25_lr0.0025_more', 100000)}
@@ -67,6 +71,7 @@ OVERRIDES = {   # name: what a run changes of our recipe
     'default_pools_ref': REFERENCE_RECIPE, 'small_pools_ref': REFERENCE_RECIPE,
     'w64_default_pools': ALONE,
     **{f'w64_h100_lr{lr}': dict(compile=True, learning_rate=lr) for lr in W64_LRS},
+    **{f'w48_h100_lr{lr}': dict(compile=True, learning_rate=lr) for lr in W48_LRS},
     **{name: dict(ALONE, learning_rate=2.5e-3) for name in ('w64_default_pools_lr0.0025', 'w64_load1.25_lr0.0025')},
 }
 procs = []
