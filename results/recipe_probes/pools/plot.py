@@ -5,18 +5,19 @@
 #     python results/recipe_probes/pools/plot.py > results/recipe_probes/pools/bits_vs_width.txt
 import json
 import os
+import sys
 
 import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt
 
 HERE = 'results/recipe_probes/pools'
+sys.path.insert(0, HERE)
+from run_probes import CONTINUED   # noqa: E402  (name: (the run it resumes, its max_iters))
 BY_WIDTH = {'default': ('w24_default_pools', 'default_pools', 'w40_default_pools', 'w48_default_pools', 'w64_default_pools'),
             'small': ('small_pools', 'w40_small_pools', 'w48_small_pools')}   # 390 exposures, 0.8 bits/param of load
 BY_LOAD = ('w64_default_pools', 'w64_default_pools_lr0.0025', 'w64_load1.25_lr0.0025', 'w64_load1.25_lr0.0025_more',
            'w64_load1.25_lr0.0025_more2')
-CONTINUED = {'w64_load1.25_lr0.0025_more': 'w64_load1.25_lr0.0025',   # a run resumed from another's end
-             'w64_load1.25_lr0.0025_more2': 'w64_load1.25_lr0.0025_more'}
 
 # the bits held at the end of each run, from errors.txt (errors.py over every trained fact, the count results.json
 # holds since the 800-exposure pair; the first runs predate it)
@@ -77,7 +78,8 @@ fig.savefig(os.path.join(HERE, 'bits_vs_width.png'), dpi=120)
 fig, ax = plt.subplots(figsize=(6.5, 4.2))
 for name in BY_LOAD:   # a continuation drawn from its source's end on
     cfg = json.load(open(os.path.join(HERE, name, 'config.json')))
-    first = json.load(open(os.path.join(HERE, CONTINUED[name], 'config.json')))['max_iters'] if name in CONTINUED else 0
+    parent = CONTINUED.get(name, (None,))[0]
+    first = json.load(open(os.path.join(HERE, parent, 'config.json')))['max_iters'] if parent else 0
     draw(ax, name, lambda res: f"lr {cfg['learning_rate']:g}, load {res['n_facts'] * res['bits_per_fact'] / res['params']:.2f}, "
          f"{cfg['max_iters']:,} steps: recalled" + (' (continued)' if first else ''), first)
 for bits in (0, 1, 2):

@@ -21,11 +21,11 @@
 # and that run continued from its last checkpoint by ~90 exposures (its cosine stretched to 58,000 steps: the lr steps
 # back up from 0 to 3.4e-4 and falls to 0 again), in a directory of its own:
 #     python results/recipe_probes/pools/run_probes.py w64_load1.25_lr0.0025_more
-# and does width 48 also fill faster at a lower lr? 1e-2 against 1e-2 x 24 / 48, the 100-exposure horizon:
-#     python results/recipe_probes/pools/run_probes.py w48_h100_lr0.01 w48_h100_lr0.005
 # and that one continued again from its last checkpoint to 100,000 steps (~636 exposures; the lr steps from 0 to 9.4e-4
 # on the stretched cosine and falls to 0 again), in a directory of its own:
 #     python results/recipe_probes/pools/run_probes.py w64_load1.25_lr0.0025_more2
+# and does width 48 also fill faster at a lower lr? 1e-2 against 1e-2 x 24 / 48, the 100-exposure horizon:
+#     python results/recipe_probes/pools/run_probes.py w48_h100_lr0.01 w48_h100_lr0.005
 import os
 import shutil
 import subprocess
@@ -74,29 +74,37 @@ OVERRIDES = {   # name: what a run changes of our recipe
     **{f'w48_h100_lr{lr}': dict(compile=True, learning_rate=lr) for lr in W48_LRS},
     **{name: dict(ALONE, learning_rate=2.5e-3) for name in ('w64_default_pools_lr0.0025', 'w64_load1.25_lr0.0025')},
 }
-procs = []
-for name in sys.argv[1:]:
-    resumed, max_iters = CONTINUED.get(name, (name, 0))
-    source = resumed
-    while source in CONTINUED:   # a continuation of a continuation trains the first run's setting
-        source = CONTINUED[source][0]
-    options, bits, exposures, width = RUNS[source]
-    params = build_model(ModelConfig(n_layer=2, n_head=2, n_embd=width, vocab_size=data.VOCAB_SIZE)).num_params()
-    n_people = round(LOADS.get(source, LOAD) * params / bits / 4)
-    steps, per_exposure = exposures * 4 * n_people // ROWS, 4 * n_people / ROWS
-    cfg = dict(tool=False, mix_qa=1.0, mix_qa_tool=0.0, n_people=n_people, held_out=0.0, n_unseen=10,
-               people_options=options, one_per_row=True, n_layer=2, n_head=2, n_embd=width, block_size=256,
-               batch_size=ROWS, max_iters=steps, warmup_iters=100, weight_decay=0.0, learning_rate=1e-2, min_lr=0.0,
-               eval_interval=round(30 * per_exposure), stop_recall=0.99, eval_max=300, ckpt_interval=2000, threads=1,
-               out_dir=os.path.join(HERE, name))
-    cfg.update(OVERRIDES.get(source, {}))
-    if resumed != name:   # a continuation: start from the source's last checkpoint and log, then train.py resumes
-        out_dir = os.path.join(HERE, name)
-        if not os.path.exists(out_dir):
-            os.makedirs(out_dir)
-            shutil.copy(sample.list_checkpoints(os.path.join(HERE, resumed))[0], out_dir)
-            shutil.copy(os.path.join(HERE, resumed, 'metrics.jsonl'), out_dir)
-        cfg.update(out_dir=out_dir, max_iters=max_iters)
-    procs.append(subprocess.Popen([sys.executable, 'train.py', *[f'--{k}={v}' for k, v in cfg.items()]],
-                                  stdout=subprocess.DEVNULL, stderr=open(os.path.join(HERE, f'{name}.log'), 'a')))
-sys.exit(max(p.wait() for p in procs))
+
+
+def launch(names):
+    """Start the named runs side by side (a continuation first copies its parent's last checkpoint and log into a
+    directory of its own, then train.py resumes it); the worst exit status."""
+    procs = []
+    for name in names:
+        resumed, max_iters = CONTINUED.get(name, (name, 0))
+        source = resumed
+        while source in CONTINUED:   # a continuation of a continuation trains the first run's setting
+            source = CONTINUED[source][0]
+        options, bits, exposures, width = RUNS[source]
+        params = build_model(ModelConfig(n_layer=2, n_head=2, n_embd=width, vocab_size=data.VOCAB_SIZE)).num_params()
+        n_people = round(LOADS.get(source, LOAD) * params / bits / 4)
+        steps, per_exposure = exposures * 4 * n_people // ROWS, 4 * n_people / ROWS
+        cfg = dict(tool=False, mix_qa=1.0, mix_qa_tool=0.0, n_people=n_people, held_out=0.0, n_unseen=10,
+                   people_options=options, one_per_row=True, n_layer=2, n_head=2, n_embd=width, block_size=256,
+                   batch_size=ROWS, max_iters=steps, warmup_iters=100, weight_decay=0.0, learning_rate=1e-2,
+                   min_lr=0.0, eval_interval=round(30 * per_exposure), stop_recall=0.99, eval_max=300,
+                   ckpt_interval=2000, threads=1, out_dir=os.path.join(HERE, name))
+        cfg.update(OVERRIDES.get(source, {}))
+        if resumed != name:   # a continuation: from its parent's last checkpoint and log
+            cfg['max_iters'] = max_iters
+            if not os.path.exists(cfg['out_dir']):
+                os.makedirs(cfg['out_dir'])
+                shutil.copy(sample.list_checkpoints(os.path.join(HERE, resumed))[0], cfg['out_dir'])
+                shutil.copy(os.path.join(HERE, resumed, 'metrics.jsonl'), cfg['out_dir'])
+        procs.append(subprocess.Popen([sys.executable, 'train.py', *[f'--{k}={v}' for k, v in cfg.items()]],
+                                      stdout=subprocess.DEVNULL, stderr=open(os.path.join(HERE, f'{name}.log'), 'a')))
+    return max(p.wait() for p in procs)
+
+
+if __name__ == '__main__':   # plot.py imports the tables above
+    sys.exit(launch(sys.argv[1:]))
