@@ -1,0 +1,44 @@
+# The CPU grid's learning rate: two grid points left far below 95% at 150 exposures (configs/sweep_cpu.py, lr 5e-3
+# cosine to 5e-4, 24 dialogs a step), re-run at other peaks (the floor peak / 10); nothing else
+# changed. From the repository root, two runs at once, one thread each:
+#   python results/recipe_probes/grid_lr/run_probes.py [NAME ...]
+import json
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, '.')
+import data  # noqa: E402  (the repository root's data.py: make a pair's data before both start)
+
+HERE = 'results/recipe_probes/grid_lr'
+GRID = {'w48_p1000': 'archtransformer_toolFalse_n_people1000_n_embd48',   # 4,000 facts, grid: 20.9%
+        'w32_p500': 'archtransformer_toolFalse_n_people500_n_embd32',     # 2,000 facts, grid: 9.6%
+        'w28_p250': 'archtransformer_toolFalse_n_people250_n_embd28',     # 1,000 facts, grid: 48.8%
+        'w24_p125': 'archtransformer_toolFalse_n_people125_n_embd24'}     # 500 facts, grid: 86.0%
+# in the order run: width 48 first (the first pair said lower), then whether the narrow ones want higher
+LRS = {'w48_p1000': (1e-2, 2.5e-3, 1.25e-3), 'w32_p500': (2.5e-3, 1.25e-3, 1e-2), 'w28_p250': (1e-2,), 'w24_p125': (1e-2,)}
+RUNS = {f'{point}_lr{lr:g}': (point, lr) for point in GRID for lr in LRS[point]}
+
+
+def config(name):
+    point, lr = RUNS[name]
+    cfg = json.load(open(f'results/sweep_cpu_v2/{GRID[point]}/config.json'))
+    cfg.update(learning_rate=lr, min_lr=lr / 10, out_dir=os.path.join(HERE, name))
+    return cfg
+
+
+def start(cfg):
+    data.prepare(data.dir_of(cfg), **data.options_of(cfg))   # here, not in two runs racing to write one folder
+    return subprocess.Popen([sys.executable, 'train.py', *[f'--{k}={v}' for k, v in cfg.items()]],
+                            stdout=subprocess.DEVNULL)
+
+
+if __name__ == '__main__':
+    names = sys.argv[1:] or list(RUNS)
+    for name in names:
+        if name not in RUNS:
+            sys.exit(f'unknown run {name!r}; known: {", ".join(RUNS)}')
+    for i in range(0, len(names), 2):   # two at a time: one per core
+        procs = [start(config(n)) for n in names[i:i + 2]]
+        if max(p.wait() for p in procs):
+            sys.exit(f'a run of {names[i:i + 2]} failed')
