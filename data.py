@@ -361,7 +361,7 @@ def write_file(P, data_dir, what):
     from tqdm import tqdm
     path = os.path.join(data_dir, FILES[what])
     choices = None if what == 'people' else doc_choices(P, what)
-    tmp, n_docs = path + '.tmp', 0
+    tmp, n_docs = f'{path}.{os.getpid()}.tmp', 0   # per process: two runs may write the same data at once
     with open(tmp, 'w', encoding='utf-8') as f:
         for lo in tqdm(range(0, len(P), CHUNK), desc=FILES[what], unit='chunk', disable=len(P) <= CHUNK):
             hi = min(lo + CHUNK, len(P))
@@ -484,9 +484,12 @@ def prepare(data_dir, **opts):
     if missing:
         P = make_people(want)
         os.makedirs(data_dir, exist_ok=True)  # only now: a name count that cannot work leaves nothing behind
-        write_files(P, data_dir, missing)
-        with open(os.path.join(data_dir, 'meta.json'), 'w') as f:
+        # meta.json first, whole or absent: a run preparing the same folder at once finds it before the files
+        tmp = os.path.join(data_dir, f'meta.json.{os.getpid()}.tmp')
+        with open(tmp, 'w') as f:
             json.dump(P.meta(), f, indent=1)
+        os.replace(tmp, os.path.join(data_dir, 'meta.json'))
+        write_files(P, data_dir, missing)
     if not os.path.exists(os.path.join(data_dir, db.DB_FILE)):
         db.create(data_dir)
 

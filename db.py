@@ -60,7 +60,7 @@ def create(data_dir='data'):
         sys.exit(f"error: {src} not found; run `python data.py people` first")
     with open(os.path.join(data_dir, 'meta.json')) as f:
         attrs = json.load(f)['attributes']
-    tmp = dst + '.tmp'
+    tmp = f'{dst}.{os.getpid()}.tmp'   # per process: two runs may build the same db at once
     if os.path.exists(tmp):
         os.remove(tmp)
     con = sqlite3.connect(tmp, isolation_level=None)

@@ -12,6 +12,7 @@ os.environ['TRITON_INTERPRET'] = '1'  # the Triton kernels run on CPU tensors; m
 import csv
 import hashlib
 import json
+import sqlite3
 import time
 
 import pytest
@@ -125,6 +126,20 @@ def test_generation_chunking_does_not_change_output(tmp_path, monkeypatch):
 def test_prepare_refuses_data_made_with_other_options(data_dir):
     with pytest.raises(SystemExit, match='other options.*num=200'):
         data.prepare(data_dir, num=300, unseen=20)
+
+
+def test_prepare_twice_at_once_in_one_folder(tmp_path, data_dir):
+    """Runs of a sweep (or two probes) may start together on data not yet made: all must finish, with whole files."""
+    d = str(tmp_path / 'd')
+    code = f"import data; data.prepare({d!r}, num=200, unseen=20, seed=0)"
+    procs = [subprocess.Popen([sys.executable, '-c', code], cwd=os.path.dirname(os.path.abspath(__file__)),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    errors = [p.communicate()[1] for p in procs]
+    assert all(p.returncode == 0 for p in procs), [e[-300:] for e in errors]
+    for name in list(data.FILES.values()) + ['meta.json']:
+        assert file_hash(os.path.join(d, name)) == file_hash(os.path.join(data_dir, name)), name
+    assert not [f for f in os.listdir(d) if 'tmp' in f]   # no temporary file left behind
+    assert sqlite3.connect(os.path.join(d, db.DB_FILE)).execute(f'SELECT COUNT(*) FROM {db.TABLE}').fetchone()[0] == 220
 
 
 def test_prepare_refuses_data_of_another_generator_version(tmp_path):
