@@ -9,7 +9,8 @@ ROWS = 128
 steps = lambda n_people, exposures: min(100_000, max(1, exposures * 4 * n_people // ROWS))
 # with the tool the run goes to the horizon: a stop on trained recall could come before copying generalizes
 # the peak learning rate falls as 1/width from 1e-2 at width 24 (measured on Transformers: results/recipe_probes/
-# fill_recipe at width 24, pools at 64; Mamba takes the same)
+# fill_recipe at width 24, pools at 64; Mamba takes the same). At 24 rows a step the CPU grid's best peak falls
+# faster, from 5e-3 at width 32 to 1.25e-3-2.5e-3 at 48 (results/recipe_probes/grid_lr): not measured at 128 rows.
 peak_lr = lambda width: min(1e-2, 1e-2 * 24 / width)
 grid = [dict(arch=['transformer', 'mamba'], tool=[tool], n_people=[n], n_embd=[width], learning_rate=[peak_lr(width)],
              seed=[0, 1, 2], max_iters=[steps(n, 1000)], eval_interval=[max(100, steps(n, 25))],

@@ -13,7 +13,7 @@ ROWS, EXPOSURES = 24, 450
 
 procs = []
 for name, (grid_run, n_people) in RUNS.items():
-    cfg = json.load(open(f'results/sweep_cpu_v2/{grid_run}/config.json'))
+    cfg = json.load(open(f'results/sweep_cpu/{grid_run}/config.json'))
     cfg.update(max_iters=EXPOSURES * 4 * n_people // ROWS, eval_interval=10 * 4 * n_people // ROWS,
                out_dir=os.path.join(HERE, name))
     procs.append(subprocess.Popen([sys.executable, 'train.py', *[f'--{k}={v}' for k, v in cfg.items()]],

@@ -15,7 +15,7 @@ args = [a for a in sys.argv[1:] if not a.startswith('--')]
 widths, steps = opts.get('widths', '24,16'), int(opts.get('steps', 8000))
 for n_people in [int(a) for a in args] or [1250]:
     for width in map(int, widths.split(',')):
-        cfg = json.load(open(f'results/sweep_cpu_v2/archtransformer_n_people{n_people}_n_embd32_toolTrue/config.json'))
+        cfg = json.load(open(f'results/sweep_cpu/archtransformer_n_people{n_people}_n_embd32_toolTrue/config.json'))
         name = f'w{width}_p{n_people}' + (f'_s{steps}' if steps != 8000 else '')
         cfg.update(n_embd=width, max_iters=steps, out_dir=os.path.join(HERE, name))
         procs.append(subprocess.Popen([sys.executable, 'train.py', *[f'--{k}={v}' for k, v in cfg.items()]],
