@@ -1,6 +1,6 @@
-# The CPU grid's learning rate: two grid points left far below 95% at 150 exposures (configs/sweep_cpu.py, lr 5e-3
-# cosine to 5e-4, 24 dialogs a step), re-run at other peaks (the floor peak / 10); nothing else
-# changed. From the repository root, two runs at once, one thread each:
+# The CPU grid's learning rate: four points of configs/sweep_cpu.py's grid (lr 5e-3 cosine to 5e-4, 24 dialogs a step,
+# 150 exposures) re-run at other peaks (the floor peak / 10), then width 48 at 2.22e-3 with other seeds; nothing else
+# changed. From the repository root, two runs at once, one thread each (NOTES.md has the results):
 #   python results/recipe_probes/grid_lr/run_probes.py [NAME ...]
 import json
 import os
