@@ -20,6 +20,8 @@ LRS = {'w48_p1000': (1e-2, 2.5e-3, 1.25e-3), 'w32_p500': (2.5e-3, 1.25e-3, 1e-2)
 RUNS = {f'{point}_lr{lr:g}': (point, lr, 0) for point in GRID for lr in LRS[point]}
 # then the grid's own rule at width 48 (2.22e-3: 44% of 4,000 facts) with two other seeds (init and data order)
 RUNS |= {f'w48_p1000_lr0.00222_seed{seed}': ('w48_p1000', 2.22e-3, seed) for seed in (1, 2)}
+# and two narrow points below the threshold at the grid's 5e-3 with the same two seeds
+RUNS |= {f'{point}_lr0.005_seed{seed}': (point, 5e-3, seed) for point in ('w28_p250', 'w24_p125') for seed in (1, 2)}
 
 
 def config(name):
