@@ -14,14 +14,17 @@ HERE = 'results/recipe_probes/grid_lr'
 GRID = {'w48_p1000': 'archtransformer_toolFalse_n_people1000_n_embd48',   # 4,000 facts, grid: 20.9%
         'w32_p500': 'archtransformer_toolFalse_n_people500_n_embd32',     # 2,000 facts, grid: 9.6%
         'w28_p250': 'archtransformer_toolFalse_n_people250_n_embd28',     # 1,000 facts, grid: 48.8%
-        'w24_p125': 'archtransformer_toolFalse_n_people125_n_embd24'}     # 500 facts, grid: 86.0%
+        'w24_p125': 'archtransformer_toolFalse_n_people125_n_embd24',     # 500 facts, grid: 86.0%
+        'w32_p250': 'archtransformer_toolFalse_n_people250_n_embd32',     # 1,000 facts, grid: 96.2% (at 95%)
+        'w48_p500': 'archtransformer_toolFalse_n_people500_n_embd48'}     # 2,000 facts, grid: 97.4% (at 95%)
 # in the order run: width 48 first (the first pair said lower), then whether the narrow ones want higher
 LRS = {'w48_p1000': (1e-2, 2.5e-3, 1.25e-3), 'w32_p500': (2.5e-3, 1.25e-3, 1e-2), 'w28_p250': (1e-2,), 'w24_p125': (1e-2,)}
-RUNS = {f'{point}_lr{lr:g}': (point, lr, 0) for point in GRID for lr in LRS[point]}
+RUNS = {f'{point}_lr{lr:g}': (point, lr, 0) for point in GRID for lr in LRS.get(point, ())}
 # then the grid's own rule at width 48 (2.22e-3: 44% of 4,000 facts) with two other seeds (init and data order)
 RUNS |= {f'w48_p1000_lr0.00222_seed{seed}': ('w48_p1000', 2.22e-3, seed) for seed in (1, 2)}
-# and two narrow points below the threshold at the grid's 5e-3 with the same two seeds
-RUNS |= {f'{point}_lr0.005_seed{seed}': (point, 5e-3, seed) for point in ('w28_p250', 'w24_p125') for seed in (1, 2)}
+# and the grid's 5e-3 with the same two seeds: two points below the threshold, then two of the smallest at 95%
+RUNS |= {f'{point}_lr0.005_seed{seed}': (point, 5e-3, seed)
+         for point in ('w28_p250', 'w24_p125', 'w32_p250', 'w48_p500') for seed in (1, 2)}
 
 
 def config(name):
