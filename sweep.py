@@ -49,7 +49,7 @@ def load_sweep(argv):
         sys.exit("usage: python sweep.py configs/sweep_cpu.py [--key=value ...]")
     if not os.path.exists(argv[0]):
         sys.exit(f"error: sweep config {argv[0]!r} not found")
-    scope = {}
+    scope = {'__file__': argv[0]}   # a sweep config may build on a sibling (configs/sweep_cpu_lr.py)
     exec(open(argv[0]).read(), scope)
     for key in ('grid', 'base', 'out_root'):
         if key not in scope:

@@ -7,9 +7,6 @@ import os
 import subprocess
 import sys
 
-sys.path.insert(0, '.')
-import data  # noqa: E402  (the repository root's data.py: make a pair's data before both start)
-
 HERE = 'results/recipe_probes/grid_lr'
 GRID = {'w48_p1000': 'archtransformer_toolFalse_n_people1000_n_embd48',   # 4,000 facts, grid: 20.9%
         'w32_p500': 'archtransformer_toolFalse_n_people500_n_embd32',     # 2,000 facts, grid: 9.6%
@@ -34,8 +31,7 @@ def config(name):
     return cfg
 
 
-def start(cfg):
-    data.prepare(data.dir_of(cfg), **data.options_of(cfg))   # here, not in two runs racing to write one folder
+def start(cfg):   # two runs may make one data folder at once: data.prepare is safe for that
     return subprocess.Popen([sys.executable, 'train.py', *[f'--{k}={v}' for k, v in cfg.items()]],
                             stdout=subprocess.DEVNULL)
 
