@@ -196,6 +196,37 @@ def fit_params_per_fact(facts, params):
     return k, r2, slope
 
 
+def fit_lines(rows):
+    """{'<arch>, no tool' / '<arch>, tool': fit} over the smallest models at 95% (>= 2 fact counts): in weights the
+    params per fact through the origin, on the mean recall over seeds and, when there are several, for each seed
+    alone ('by_seed'; a seed that reaches 95% at fewer fact counts fits fewer points); with the tool the log-log
+    slope (its claim is a flat line)."""
+    fits, bits = {}, sum(r['bits_per_fact'] for r in rows) / max(1, len(rows))
+    seeds = sorted({r.get('seed', 0) for r in rows})
+    for arch in sorted({r['arch'] for r in rows}):
+        for tool in (False, True):
+            line = lambda rs: sorted((f, p) for (a, t, f), p in smallest_reaching(rs).items() if a == arch and t == tool)
+            pts = line(rows)
+            if len(pts) < 2:
+                continue
+            facts, params = zip(*pts)
+            k, r2, slope = fit_params_per_fact(facts, params)
+            label = f"{arch}, {'tool' if tool else 'no tool'}"
+            fits[label] = {'loglog_slope': slope, 'facts': list(facts), 'params': list(params)}
+            if tool:
+                continue
+            fits[label] |= {'params_per_fact': k, 'r2': r2, 'bits_per_param_of_fit': bits / k}
+            if len(seeds) > 1:
+                fits[label]['by_seed'] = {}
+                for seed in seeds:
+                    one = line([r for r in rows if r.get('seed', 0) == seed])
+                    if len(one) >= 2:
+                        k1, r21, _ = fit_params_per_fact(*zip(*one))
+                        fits[label]['by_seed'][seed] = {'params_per_fact': k1, 'r2': r21, 'facts': [f for f, _ in one],
+                                                        'params': [p for _, p in one]}
+    return fits
+
+
 def exposure_curve(out_dir, results, held=False):
     """(exposures per fact, bits stored per parameter) at each evaluation of one in-weight run, from its
     metrics.jsonl: recall on (a sample of) the trained facts x facts x bits per fact / parameters; held: the
@@ -238,27 +269,20 @@ def plot(rows, out_root):
     fig.savefig(os.path.join(out_root, 'recall_vs_params.png'), dpi=100)
     plt.close(fig)
     # (2) the smallest model reaching 95% against the number of facts, log-log, with the linear fit
-    best = smallest_reaching(rows)
+    best, fits = smallest_reaching(rows), fit_lines(rows)
     fig, ax = plt.subplots(figsize=(6, 4.5))
-    fits = {}
     for arch in archs:
         for tool in (False, True):
             pts = sorted((f, p) for (a, t, f), p in best.items() if a == arch and t == tool)
             if not pts:
                 continue
-            f, p = zip(*pts)
             label = f"{arch}, {'tool' if tool else 'no tool'}"
-            line = ax.plot(f, p, marker='o', label=label)[0]
-            if len(pts) >= 2:
-                k, r2, slope = fit_params_per_fact(f, p)
-                if tool:  # the tool's claim is a flat line: its log-log slope, not a line through the origin
-                    fits[label] = {'loglog_slope': slope, 'facts': list(f), 'params': list(p)}
-                    continue
-                bits = sum(r['bits_per_fact'] for r in rows) / len(rows)
-                fits[label] = {'params_per_fact': k, 'r2': r2, 'loglog_slope': slope, 'facts': list(f),
-                               'params': list(p), 'bits_per_param_of_fit': bits / k}
+            line = ax.plot(*zip(*pts), marker='o', label=label)[0]
+            fit = fits.get(label, {})
+            if 'params_per_fact' in fit:
+                k, f = fit['params_per_fact'], [x for x, _ in pts]
                 ax.plot(f, [k * x for x in f], ls=':', color=line.get_color(),
-                        label=f'  fit: {k:.1f} params/fact (R$^2$ {r2:.2f}), log-log slope {slope:.2f}')
+                        label=f"  fit: {k:.1f} params/fact (R$^2$ {fit['r2']:.2f}), log-log slope {fit['loglog_slope']:.2f}")
     if best:
         f = sorted({facts for (_, _, facts) in best})
         ax.plot(f, [REFERENCE_PARAMS_PER_FACT * x for x in f], color='gray', ls='--', lw=0.8,
@@ -345,6 +369,9 @@ def main(argv):
         if 'params_per_fact' in f:
             print(f"  {label}: {f['params_per_fact']:.1f} params per fact (R^2 {f['r2']:.2f}, "
                   f"{f['bits_per_param_of_fit']:.2f} bits/param), log-log slope {f['loglog_slope']:.2f}")
+            for seed, s in f.get('by_seed', {}).items():
+                print(f"    seed {seed} alone: {s['params_per_fact']:.1f} params per fact (R^2 {s['r2']:.2f}) over "
+                      f"{len(s['facts'])} fact counts")
         else:
             print(f"  {label}: smallest at 95% {min(f['params']):,}-{max(f['params']):,} params over "
                   f"{f['facts'][0]:,}-{f['facts'][-1]:,} facts, log-log slope {f['loglog_slope']:.2f} (0: flat)")

@@ -1113,6 +1113,12 @@ def test_sweep_fit_on_synthetic_numbers():
     tool = [dict(arch='transformer', tool=True, n_facts=100, params=p, recall_trained=1.0, recall_held_out=h,
                  recall_unseen=u) for p, h, u in [(1000, 0.99, 0.90), (2000, 0.96, 0.97)]]
     assert sweep.smallest_reaching(tool) == {('transformer', True, 100): 2000}   # unseen counts too
+    seeds = [dict(arch='transformer', tool=False, bits_per_fact=10.0, seed=s, n_facts=f, params=p, recall_trained=r)
+             for s, f, p, r in [(0, 100, 1000, 0.96), (0, 100, 2000, 1.0), (0, 200, 2000, 0.96), (0, 200, 4000, 1.0),
+                                (1, 100, 1000, 0.90), (1, 100, 2000, 0.99), (1, 200, 2000, 0.80), (1, 200, 4000, 0.97)]]
+    fit = sweep.fit_lines(seeds)['transformer, no tool']   # the mean of two seeds: 2000 at 100 facts, 4000 at 200
+    assert fit['params'] == [2000, 4000] and abs(fit['params_per_fact'] - 20) < 1e-9 and abs(fit['bits_per_param_of_fit'] - 0.5) < 1e-9
+    assert {s: round(f['params_per_fact'], 9) for s, f in fit['by_seed'].items()} == {0: 10, 1: 20}
     union = [n for n, _ in sweep.runs([{'arch': ['transformer'], 'tool': [False, True]}, {'arch': ['mamba']}], {}, 'x')]
     assert union == ['archtransformer_toolFalse', 'archtransformer_toolTrue', 'archmamba']  # a list of grids: their union
 
