@@ -1113,6 +1113,10 @@ def test_sweep_fit_on_synthetic_numbers():
     tool = [dict(arch='transformer', tool=True, n_facts=100, params=p, recall_trained=1.0, recall_held_out=h,
                  recall_unseen=u) for p, h, u in [(1000, 0.99, 0.90), (2000, 0.96, 0.97)]]
     assert sweep.smallest_reaching(tool) == {('transformer', True, 100): 2000}   # unseen counts too
+    two = [dict(arch='transformer', tool=True, n_facts=100, params=1000, recall_trained=1.0, recall_held_out=h,
+                recall_unseen=u) for h, u in [(0.99, 0.93), (0.93, 0.99)]]   # each split's mean over seeds: 0.96
+    assert sweep.smallest_reaching(two) == {('transformer', True, 100): 1000}
+    assert sweep.smallest_reaching([dict(two[0], recall_unseen=0.90), two[1]]) == {}   # unseen: 0.945
     seeds = [dict(arch='transformer', tool=False, bits_per_fact=10.0, seed=s, n_facts=f, params=p, recall_trained=r)
              for s, f, p, r in [(0, 100, 1000, 0.96), (0, 100, 2000, 1.0), (0, 200, 2000, 0.96), (0, 200, 4000, 1.0),
                                 (1, 100, 1000, 0.90), (1, 100, 2000, 0.99), (1, 200, 2000, 0.80), (1, 200, 4000, 0.97)]]
