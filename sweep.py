@@ -222,9 +222,9 @@ def fit_lines(rows):
                 for seed in seeds:
                     one = line([r for r in rows if r.get('seed', 0) == seed])
                     if len(one) >= 2:
-                        k1, r21, _ = fit_params_per_fact(*zip(*one))
-                        fits[label]['by_seed'][seed] = {'params_per_fact': k1, 'r2': r21, 'facts': [f for f, _ in one],
-                                                        'params': [p for _, p in one]}
+                        seed_k, seed_r2, _ = fit_params_per_fact(*zip(*one))
+                        fits[label]['by_seed'][seed] = {'params_per_fact': seed_k, 'r2': seed_r2,
+                                                        'facts': [f for f, _ in one], 'params': [p for _, p in one]}
     return fits
 
 
@@ -315,7 +315,7 @@ def plot(rows, out_root):
     ax.set(xscale='log', xlabel='exposures per fact',
            ylabel='bits per parameter (in weights): recalled, -- held (loss)')
     ax.set_ylim(bottom=-0.05)
-    if ax.lines:
+    if ax.get_legend_handles_labels()[0]:   # the 1- and 2-bit marks are lines without labels
         ax.legend(fontsize=6, loc='center left')
     fig.tight_layout()
     fig.savefig(os.path.join(out_root, 'bits_per_param.png'), dpi=100)
