@@ -172,8 +172,7 @@ def smallest_reaching(rows, threshold=0.95):
     groups = {}
     for r in rows:
         splits = ('recall_trained', 'recall_held_out', 'recall_unseen') if r['tool'] else ('recall_trained',)
-        groups.setdefault((r['arch'], r['tool'], r['n_facts'], r['params']), []).append(
-            [r.get(s) if r.get(s) is not None else 0 for s in splits])
+        groups.setdefault((r['arch'], r['tool'], r['n_facts'], r['params']), []).append([r.get(s) or 0 for s in splits])
     best = {}
     for (arch, tool, facts, params), recalls in groups.items():
         if min(sum(split) / len(split) for split in zip(*recalls)) >= threshold:
@@ -197,30 +196,40 @@ def fit_params_per_fact(facts, params):
     return k, r2, slope
 
 
+def threshold_points(best, arch, tool):
+    """[(facts, smallest params at 95%)] of one (arch, tool) from smallest_reaching's dict, by facts."""
+    return sorted((f, p) for (a, t, f), p in best.items() if a == arch and t == tool)
+
+
+def line_label(arch, tool):
+    return f"{arch}, {'tool' if tool else 'no tool'}"
+
+
 def fit_lines(rows):
     """{'<arch>, no tool' / '<arch>, tool': fit} over the smallest models at 95% (>= 2 fact counts): in weights the
     params per fact through the origin, on the mean recall over seeds and, when there are several, for each seed
     alone ('by_seed'; a seed that reaches 95% at fewer fact counts fits fewer points); with the tool the log-log
     slope (its claim is a flat line)."""
     fits, bits = {}, sum(r['bits_per_fact'] for r in rows) / max(1, len(rows))
+    best = smallest_reaching(rows)
     seeds = sorted({r.get('seed', 0) for r in rows})
+    best_of_seed = {s: smallest_reaching([r for r in rows if r.get('seed', 0) == s]) for s in seeds} if len(seeds) > 1 else {}
     for arch in sorted({r['arch'] for r in rows}):
         for tool in (False, True):
-            line = lambda rs: sorted((f, p) for (a, t, f), p in smallest_reaching(rs).items() if a == arch and t == tool)
-            pts = line(rows)
+            pts = threshold_points(best, arch, tool)
             if len(pts) < 2:
                 continue
             facts, params = zip(*pts)
             k, r2, slope = fit_params_per_fact(facts, params)
-            label = f"{arch}, {'tool' if tool else 'no tool'}"
+            label = line_label(arch, tool)
             fits[label] = {'loglog_slope': slope, 'facts': list(facts), 'params': list(params)}
             if tool:
                 continue
             fits[label] |= {'params_per_fact': k, 'r2': r2, 'bits_per_param_of_fit': bits / k}
-            if len(seeds) > 1:
+            if best_of_seed:
                 fits[label]['by_seed'] = {}
-                for seed in seeds:
-                    one = line([r for r in rows if r.get('seed', 0) == seed])
+                for seed, seed_best in best_of_seed.items():
+                    one = threshold_points(seed_best, arch, tool)
                     if len(one) >= 2:
                         seed_k, seed_r2, _ = fit_params_per_fact(*zip(*one))
                         fits[label]['by_seed'][seed] = {'params_per_fact': seed_k, 'r2': seed_r2,
@@ -274,12 +283,11 @@ def plot(rows, out_root):
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for arch in archs:
         for tool in (False, True):
-            pts = sorted((f, p) for (a, t, f), p in best.items() if a == arch and t == tool)
+            pts = threshold_points(best, arch, tool)
             if not pts:
                 continue
-            label = f"{arch}, {'tool' if tool else 'no tool'}"
-            line = ax.plot(*zip(*pts), marker='o', label=label)[0]
-            fit = fits.get(label, {})
+            line = ax.plot(*zip(*pts), marker='o', label=line_label(arch, tool))[0]
+            fit = fits.get(line_label(arch, tool), {})
             if 'params_per_fact' in fit:
                 k, f = fit['params_per_fact'], [x for x, _ in pts]
                 ax.plot(f, [k * x for x in f], ls=':', color=line.get_color(),
