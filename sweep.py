@@ -34,7 +34,7 @@ import train
 
 SWEEP_DEFAULTS = dict(launcher='inprocess', partition='', gpus=1, cpus=2, timeout_min=60, max_parallel=1,
                       plot_only=False)
-COLUMNS = ['arch', 'tool', 'n_people', 'n_facts', 'params', 'n_layer', 'n_embd', 'seed', 'recall_trained',
+COLUMNS = ['arch', 'tool', 'n_people', 'n_facts', 'params', 'n_layer', 'n_embd', 'seed', 'variant', 'recall_trained',
            'recall_held_out', 'recall_unseen', 'facts_recalled', 'bits_per_fact', 'bits_per_param',
            'bits_held_per_param', 'exposures_per_fact', 'steps', 'stop_reason', 'tokens_seen', 'wall_seconds', 'eval_seconds',
            'out_dir']
@@ -141,13 +141,14 @@ def run_one(argv):
 
 def collect(out_root):
     """Every finished run under out_root -> rows of COLUMNS, also written to out_root/results.csv."""
-    rows = []
+    rows, configs = [], []
     for name in sorted(os.listdir(out_root)) if os.path.isdir(out_root) else []:
         path = os.path.join(out_root, name, 'results.json')
         if not os.path.exists(path):
             continue
         r = json.load(open(path))
         cfg = json.load(open(os.path.join(out_root, name, 'config.json')))
+        configs.append({**train.DEFAULTS, **cfg})
         rows.append({'arch': r['arch'], 'tool': r['tool'], 'n_people': r['n_people'], 'n_facts': r['n_facts'],
                      'params': r['params'], 'n_layer': cfg['n_layer'], 'n_embd': cfg['n_embd'], 'seed': r['seed'],
                      'recall_trained': r['recall']['trained'], 'recall_held_out': r['recall']['held_out'],
@@ -158,6 +159,7 @@ def collect(out_root):
                      'stop_reason': r.get('stop_reason'), 'tokens_seen': r['tokens_seen'], 'wall_seconds': round(r['wall_seconds'], 1),
                      'eval_seconds': round(r['eval_seconds'], 1) if 'eval_seconds' in r else None,
                      'out_dir': os.path.join(out_root, name)})
+    mark_variants(rows, configs)
     with open(os.path.join(out_root, 'results.csv'), 'w', newline='') as f:
         w = csv.DictWriter(f, COLUMNS)
         w.writeheader()
@@ -165,16 +167,33 @@ def collect(out_root):
     return rows
 
 
+BOOKKEEPING = {'out_dir', 'seed', 'threads', 'device', 'ckpt_interval', 'log_interval', 'eval_batch'}  # not the recipe
+
+
+def mark_variants(rows, configs):
+    """Set each row's 'variant' to the training options (train.DEFAULTS' keys, seed and bookkeeping aside) in which
+    runs of the same (arch, tool, n_facts, params) differ, e.g. 'n_head=4' ('' where they differ in nothing), so
+    that smallest_reaching averages seeds of one recipe only, never two recipes as if they were seeds."""
+    groups = {}
+    for row, cfg in zip(rows, configs):
+        groups.setdefault((row['arch'], row['tool'], row['n_facts'], row['params']), []).append((row, cfg))
+    for members in groups.values():
+        keys = [k for k in train.DEFAULTS if k not in BOOKKEEPING and len({repr(c[k]) for _, c in members}) > 1]
+        for row, cfg in members:
+            row['variant'] = ' '.join(f'{k}={cfg[k]}' for k in keys)
+
+
 def smallest_reaching(rows, threshold=0.95):
-    """{(arch, tool, n_facts): smallest params whose recall, averaged over seeds, reaches the threshold}: on the
-    trained people in weights; with the tool on each of trained, held-out and unseen people (each split's mean
-    over seeds; the worst of the three counts)."""
+    """{(arch, tool, n_facts): smallest params whose recall, averaged over the seeds of one variant (a recipe, see
+    mark_variants), reaches the threshold}: on the trained people in weights; with the tool on each of trained,
+    held-out and unseen people (each split's mean over seeds; the worst of the three counts)."""
     groups = {}
     for r in rows:
         splits = ('recall_trained', 'recall_held_out', 'recall_unseen') if r['tool'] else ('recall_trained',)
-        groups.setdefault((r['arch'], r['tool'], r['n_facts'], r['params']), []).append([r.get(s) or 0 for s in splits])
+        key = (r['arch'], r['tool'], r['n_facts'], r['params'], r.get('variant', ''))
+        groups.setdefault(key, []).append([r.get(s) or 0 for s in splits])
     best = {}
-    for (arch, tool, facts, params), recalls in groups.items():
+    for (arch, tool, facts, params, _), recalls in groups.items():
         if min(sum(split) / len(split) for split in zip(*recalls)) >= threshold:
             key = (arch, tool, facts)
             best[key] = min(best.get(key, math.inf), params)

@@ -1123,6 +1123,15 @@ def test_sweep_fit_on_synthetic_numbers():
     fit = sweep.fit_lines(seeds)['transformer, no tool']   # the mean of two seeds: 2000 at 100 facts, 4000 at 200
     assert fit['params'] == [2000, 4000] and abs(fit['params_per_fact'] - 20) < 1e-9 and abs(fit['bits_per_param_of_fit'] - 0.5) < 1e-9
     assert {s: round(f['params_per_fact'], 9) for s, f in fit['by_seed'].items()} == {0: 10, 1: 20}
+    # two recipes at one size, two seeds each: averaged as four seeds (0.94) neither would count; by recipe 4 heads do
+    recipes = [dict(arch='transformer', tool=False, n_facts=100, params=1000, seed=s % 2, recall_trained=r)
+               for s, r in enumerate([0.96, 0.97, 0.92, 0.91])]
+    configs = [dict(train.DEFAULTS, seed=s % 2, n_head=4 if s < 2 else 2, out_dir=f'r{s}', threads=1 + s) for s in range(4)]
+    sweep.mark_variants(recipes, configs)   # out_dir and threads differ too: bookkeeping, not the recipe
+    assert [r['variant'] for r in recipes] == ['n_head=4', 'n_head=4', 'n_head=2', 'n_head=2']
+    assert sweep.smallest_reaching(recipes) == {('transformer', False, 100): 1000}
+    sweep.mark_variants(recipes[:2], configs[:2])
+    assert [r['variant'] for r in recipes[:2]] == ['', '']   # seeds of one recipe
     union = [n for n, _ in sweep.runs([{'arch': ['transformer'], 'tool': [False, True]}, {'arch': ['mamba']}], {}, 'x')]
     assert union == ['archtransformer_toolFalse', 'archtransformer_toolTrue', 'archmamba']  # a list of grids: their union
 
