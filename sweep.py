@@ -12,7 +12,8 @@ mix_qa_tool), `base` (dict of train.py keys common to all runs) and `out_root`, 
 (its defaults of the sweep options below, e.g. its launcher); --key=value overrides those.
 Runs whose results.json exists are skipped, so a killed sweep resumes. Launchers: 'inprocess'
 (train.train in this process), 'local' (submitit's local executor: a process per run) and
-'slurm' (a SLURM job per run through submitit).
+'slurm' (a SLURM job per run through submitit). The 95% thresholds average a size's recall over its seeds,
+never over runs that differ in another training option (results.csv's `variant` column names it).
 """
 import ast
 import csv
