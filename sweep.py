@@ -168,6 +168,11 @@ def collect(out_root):
     return rows
 
 
+def model_size(row):
+    """The point of the grid a run stands for, seeds and recipes aside: (arch, tool, n_facts, params)."""
+    return row['arch'], row['tool'], row['n_facts'], row['params']
+
+
 BOOKKEEPING = {'out_dir', 'seed', 'threads', 'device', 'ckpt_interval', 'log_interval', 'eval_batch'}  # not the recipe
 
 
@@ -177,7 +182,7 @@ def mark_variants(rows, configs):
     that smallest_reaching averages seeds of one recipe only, never two recipes as if they were seeds."""
     groups = {}
     for row, cfg in zip(rows, configs):
-        groups.setdefault((row['arch'], row['tool'], row['n_facts'], row['params']), []).append((row, cfg))
+        groups.setdefault(model_size(row), []).append((row, cfg))
     for members in groups.values():
         keys = [k for k in train.DEFAULTS if k not in BOOKKEEPING and len({repr(c[k]) for _, c in members}) > 1]
         for row, cfg in members:
@@ -191,8 +196,7 @@ def smallest_reaching(rows, threshold=0.95):
     groups = {}
     for r in rows:
         splits = ('recall_trained', 'recall_held_out', 'recall_unseen') if r['tool'] else ('recall_trained',)
-        key = (r['arch'], r['tool'], r['n_facts'], r['params'], r.get('variant', ''))
-        groups.setdefault(key, []).append([r.get(s) or 0 for s in splits])
+        groups.setdefault(model_size(r) + (r.get('variant', ''),), []).append([r.get(s) or 0 for s in splits])
     best = {}
     for (arch, tool, facts, params, _), recalls in groups.items():
         if min(sum(split) / len(split) for split in zip(*recalls)) >= threshold:

@@ -4,6 +4,7 @@ copied wrong into the SQL or the result copied wrong into the answer. From the r
 reads each run's last checkpoint):
     python results/recipe_probes/tool_curve/misses.py [run_dir ...]
 """
+import functools
 import glob
 import os
 import sys
@@ -11,8 +12,7 @@ import sys
 sys.path.insert(0, os.getcwd())
 import data     # noqa: E402  (the repository root's modules)
 import sample   # noqa: E402
-
-DATA_DIR = 'data/p1250_h0.2_u100_b1_s0'   # what train.py makes for n_people=1250, held_out=0.2, n_unseen=100
+from db import DB_FILE   # noqa: E402
 
 
 def pairs(text):
@@ -20,21 +20,28 @@ def pairs(text):
     return set(zip(b, b[1:]))
 
 
-def main(run_dirs):
-    people = {p['id']: p for p in data.read_jsonl(os.path.join(DATA_DIR, 'people.jsonl'))}
+@functools.lru_cache
+def read_data(data_dir):
+    """-> ({id: person}, the byte pairs of every trained dialog, {split: QA documents}) of one data directory."""
+    people = {p['id']: p for p in data.read_jsonl(os.path.join(data_dir, data.FILES['people']))}
     trained = set()
-    for d in data.read_jsonl(os.path.join(DATA_DIR, data.FILES['qa_tool'])):
+    for d in data.read_jsonl(os.path.join(data_dir, data.FILES['qa_tool'])):
         if d['split'] == 'train':
             for m in d['messages']:
                 trained |= pairs(m['content'])
+    return people, trained, sample.eval_docs(data_dir, True)
+
+
+def main(run_dirs):
     print(f"{'seed':<5} {'split':<9} {'new pair':>14} {'3+ words':>14} {'the rest':>14} {'name in SQL':>12} {'value copy':>11}")
     for run in run_dirs:
         model, cfg = sample.load(run)
-        docs = sample.eval_docs(DATA_DIR, True)
+        data_dir = data.dir_of(cfg)
+        people, trained, docs = read_data(data_dir)
         for split in ('held_out', 'unseen'):
             qs = docs[split]
             answers = sample.answer(model, [d['messages'][0]['content'] for d in qs], tool=True,
-                                    db_path=os.path.join(DATA_DIR, 'people.db'))
+                                    db_path=os.path.join(data_dir, DB_FILE))
             tally = {kind: [0, 0] for kind in ('new pair', '3+ words', 'the rest')}   # -> [questions, misses]
             wrong_sql = wrong_value = 0
             for d, a in zip(qs, answers):
