@@ -1,7 +1,8 @@
 """Where a tool run's training loss sits: the mean loss of each part of the text the model writes, on trained
 dialogs, from the run's last checkpoint. Parts: the SQL's fixed words, the name copied into the SQL, the name
-copied into the answer, the value copied from the result, the answer's fixed words, and the end tokens. A model on
-the plateau that has not learned to copy shows it on the copied parts. From the repository root:
+copied into the answer, the value copied from the result, the answer's fixed words, and the end tokens; for the
+copied parts also the first byte apart from the rest (a model can find where a span starts long before it can copy
+it on). A model on the plateau that has not learned to copy shows it on the copied parts. From the repository root:
     python results/recipe_probes/tool_plateau/loss_parts.py run_dir [run_dir ...] [--n=400]
 """
 import os
@@ -50,20 +51,24 @@ def main(run_dirs, n=400):
         docs = [d for d in data.read_jsonl(os.path.join(data_dir, data.FILES['qa_tool'])) if d['split'] == 'train']
         docs = [docs[i] for i in np.random.default_rng(0).permutation(len(docs))[:n]]
         total, count = np.zeros(len(PARTS)), np.zeros(len(PARTS))
+        first = np.zeros((len(PARTS), 2, 2))   # [part, first byte or the rest, (loss sum, count)]
         with torch.no_grad():
             for d in docs:
                 ids, part = labelled({**d, 'name': people[d['id']]})
                 x = torch.tensor(ids)[None]
                 loss = F.cross_entropy(model(x[:, :-1])[0], x[0, 1:], reduction='none').numpy()
-                for k, l in zip(part[1:], loss):
+                for j, (k, l) in enumerate(zip(part[1:], loss)):
                     if k >= 0:
                         total[k] += l
                         count[k] += 1
+                        first[k, int(part[j] == k)] += (l, 1)   # part[j]: the part of the token before
         mean = total / np.maximum(count, 1)
         print(f"{os.path.basename(run_dir.rstrip('/'))}: loss over written tokens {total.sum() / count.sum():.3f}")
         for k, p in enumerate(PARTS):
             print(f"  {p:13s} {count[k] / len(docs):5.1f} tokens/dialog  mean loss {mean[k]:.3f}  "
-                  f"share {total[k] / total.sum():5.1%}")
+                  f"share {total[k] / total.sum():5.1%}" +
+                  (f"  (first byte {first[k, 0, 0] / first[k, 0, 1]:.3f}, the rest {first[k, 1, 0] / first[k, 1, 1]:.3f})"
+                   if k in (1, 2, 3) else ''))
 
 
 if __name__ == '__main__':
