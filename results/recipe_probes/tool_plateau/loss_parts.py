@@ -63,7 +63,7 @@ def main(run_dirs, n=400):
                         count[k] += 1
                         first[k, int(part[j] == k)] += (l, 1)   # part[j]: the part of the token before
         mean = total / np.maximum(count, 1)
-        print(f"{os.path.basename(run_dir.rstrip('/'))}: loss over written tokens {total.sum() / count.sum():.3f}")
+        print(f"{run_dir.rstrip('/')}: loss over written tokens {total.sum() / count.sum():.3f}")
         for k, p in enumerate(PARTS):
             print(f"  {p:13s} {count[k] / len(docs):5.1f} tokens/dialog  mean loss {mean[k]:.3f}  "
                   f"share {total[k] / total.sum():5.1%}" +
