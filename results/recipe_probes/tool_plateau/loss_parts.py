@@ -5,6 +5,7 @@ copied parts also the first byte apart from the rest (a model can find where a s
 it on). A model on the plateau that has not learned to copy shows it on the copied parts. From the repository root:
     python results/recipe_probes/tool_plateau/loss_parts.py run_dir [run_dir ...] [--n=400]
 """
+import functools
 import os
 import sys
 
@@ -43,18 +44,24 @@ def labelled(doc):
     return ids, part
 
 
+@functools.lru_cache
+def trained_sample(data_dir, n):
+    """-> n trained tool dialogs of a data folder (a fixed shuffle), each with its person's name; read once for all
+    the runs that share the folder."""
+    people = {p['id']: p['name'] for p in data.read_jsonl(os.path.join(data_dir, data.FILES['people']))}
+    docs = [d for d in data.read_jsonl(os.path.join(data_dir, data.FILES['qa_tool'])) if d['split'] == 'train']
+    return [{**docs[i], 'name': people[docs[i]['id']]} for i in np.random.default_rng(0).permutation(len(docs))[:n]]
+
+
 def main(run_dirs, n=400):
     for run_dir in run_dirs:
         model, cfg = sample.load(run_dir)
-        data_dir = data.dir_of(cfg)
-        people = {p['id']: p['name'] for p in data.read_jsonl(os.path.join(data_dir, data.FILES['people']))}
-        docs = [d for d in data.read_jsonl(os.path.join(data_dir, data.FILES['qa_tool'])) if d['split'] == 'train']
-        docs = [docs[i] for i in np.random.default_rng(0).permutation(len(docs))[:n]]
+        docs = trained_sample(data.dir_of(cfg), n)
         total, count = np.zeros(len(PARTS)), np.zeros(len(PARTS))
         first = np.zeros((len(PARTS), 2, 2))   # [part, first byte or the rest, (loss sum, count)]
         with torch.no_grad():
             for d in docs:
-                ids, part = labelled({**d, 'name': people[d['id']]})
+                ids, part = labelled(d)
                 x = torch.tensor(ids)[None]
                 loss = F.cross_entropy(model(x[:, :-1])[0], x[0, 1:], reduction='none').numpy()
                 for j, (k, l) in enumerate(zip(part[1:], loss)):
