@@ -890,6 +890,18 @@ def test_train_writes_results_metrics_and_plot(tmp_path, tiny_data):
     assert len(sample.list_checkpoints(out)) == 2  # the last two kept
 
 
+def test_recall_is_the_exact_fraction_of_questions(tiny_data, monkeypatch):
+    """All but one question of each split answered right: recall is (n - 1) / n as a Python float, not a float32
+    rounding of it (which put 380 of 400 at 0.94999999, below a 95% threshold)."""
+    questions = sample.eval_questions(tiny_data, True)
+    gold = {q: g for qs in questions.values() for q, g in qs}
+    wrong = {qs[0][0] for qs in questions.values()}
+    monkeypatch.setattr(sample, 'answer', lambda model, qs, **kw: [
+        {'answer': 'I do not know' if q in wrong else f'It is {gold[q]}'} for q in qs])
+    recall = sample.evaluate(None, dict(tool=True, eval_batch=8), tiny_data)
+    assert recall == {s: (len(qs) - 1) / len(qs) for s, qs in questions.items()}
+
+
 def test_resume_after_sigkill_is_bit_identical(tmp_path, tiny_data):
     ref, crash = str(tmp_path / 'ref'), str(tmp_path / 'crash')
     run_train(ref, '--max_iters=16', '--ckpt_interval=4', data_dir=tiny_data)
@@ -1117,6 +1129,9 @@ def test_sweep_fit_on_synthetic_numbers():
                 recall_unseen=u) for h, u in [(0.99, 0.93), (0.93, 0.99)]]   # each split's mean over seeds: 0.96
     assert sweep.smallest_reaching(two) == {('transformer', True, 100): 1000}
     assert sweep.smallest_reaching([dict(two[0], recall_unseen=0.90), two[1]]) == {}   # unseen: 0.945
+    exact = [dict(tool[1], recall_held_out=float(torch.tensor(380) / torch.tensor(400)))]   # float32: 0.94999999
+    assert sweep.smallest_reaching(exact) == {('transformer', True, 100): 2000}   # 380 of 400 is 95%
+    assert sweep.smallest_reaching([dict(exact[0], recall_held_out=379 / 400)]) == {}
     seeds = [dict(arch='transformer', tool=False, bits_per_fact=10.0, seed=s, n_facts=f, params=p, recall_trained=r)
              for s, f, p, r in [(0, 100, 1000, 0.96), (0, 100, 2000, 1.0), (0, 200, 2000, 0.96), (0, 200, 4000, 1.0),
                                 (1, 100, 1000, 0.90), (1, 100, 2000, 0.99), (1, 200, 2000, 0.80), (1, 200, 4000, 0.97)]]
