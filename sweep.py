@@ -224,6 +224,29 @@ def fit_params_per_fact(facts, params):
     return k, r2, slope
 
 
+def fit_with_intercept(facts, params):
+    """The reference's line (ambroiseodt/itl, apps/memory/plots/analysis.py): least squares params = a * facts + b
+    over the points and the point (0, 0) -> (a, b)."""
+    x, y = [0, *facts], [0, *params]
+    mx, my = sum(x) / len(x), sum(y) / len(y)
+    a = sum((u - mx) * (v - my) for u, v in zip(x, y)) / sum((u - mx) ** 2 for u in x)
+    return a, my - a * mx
+
+
+def mean_of_seed_minima(rows, arch, tool, threshold=0.95):
+    """The reference's reading of several seeds (its data orders): per fact count, each seed's smallest model at
+    the threshold (smallest_reaching on that seed's runs alone), averaged over the seeds that have one; a seed
+    with none is left out -> [(facts, mean params, seeds that have one, seeds run at these facts)]."""
+    mine = [r for r in rows if r['arch'] == arch and r['tool'] == tool]
+    per_facts = {}
+    for seed in sorted({r.get('seed', 0) for r in mine}):
+        best = smallest_reaching([r for r in mine if r.get('seed', 0) == seed], threshold)
+        for facts, params in threshold_points(best, arch, tool):
+            per_facts.setdefault(facts, []).append(params)
+    run = {f: len({r.get('seed', 0) for r in mine if r['n_facts'] == f}) for f in per_facts}
+    return [(f, sum(p) / len(p), len(p), run[f]) for f, p in sorted(per_facts.items())]
+
+
 def threshold_points(best, arch, tool):
     """[(facts, smallest params at 95%)] of one (arch, tool) from smallest_reaching's dict, by facts."""
     return sorted((f, p) for (a, t, f), p in best.items() if a == arch and t == tool)
@@ -237,32 +260,49 @@ def fit_lines(rows):
     """{'<arch>, no tool' / '<arch>, tool': fit} over the smallest models at 95% (>= 2 fact counts): in weights the
     params per fact through the origin, on the mean recall over seeds and, when there are several, for each seed
     alone ('by_seed'; a seed that reaches 95% at fewer fact counts fits fewer points); with the tool the log-log
-    slope (its claim is a flat line)."""
+    slope (its claim is a flat line). With several seeds also 'reference_rule': the reference's reading, each
+    seed's smallest model averaged over the seeds that have one (mean_of_seed_minima), with its fit (through
+    (0, 0) as an extra point, with an intercept) and ours (through the origin) on those means."""
     fits, bits = {}, sum(r['bits_per_fact'] for r in rows) / max(1, len(rows))
     best = smallest_reaching(rows)
     seeds = sorted({r.get('seed', 0) for r in rows})
     best_of_seed = {s: smallest_reaching([r for r in rows if r.get('seed', 0) == s]) for s in seeds} if len(seeds) > 1 else {}
     for arch in sorted({r['arch'] for r in rows}):
         for tool in (False, True):
-            pts = threshold_points(best, arch, tool)
-            if len(pts) < 2:
-                continue
-            facts, params = zip(*pts)
-            k, r2, slope = fit_params_per_fact(facts, params)
-            label = line_label(arch, tool)
-            fits[label] = {'loglog_slope': slope, 'facts': list(facts), 'params': list(params)}
-            if tool:
-                continue
-            fits[label] |= {'params_per_fact': k, 'r2': r2, 'bits_per_param_of_fit': bits / k}
+            pts, entry = threshold_points(best, arch, tool), {}
+            if len(pts) >= 2:
+                facts, params = zip(*pts)
+                k, r2, slope = fit_params_per_fact(facts, params)
+                entry = {'loglog_slope': slope, 'facts': list(facts), 'params': list(params)}
+                if not tool:
+                    entry |= {'params_per_fact': k, 'r2': r2, 'bits_per_param_of_fit': bits / k}
+                if not tool and best_of_seed:
+                    entry['by_seed'] = {}
+                    for seed, seed_best in best_of_seed.items():
+                        one = threshold_points(seed_best, arch, tool)
+                        if len(one) >= 2:
+                            seed_k, seed_r2, _ = fit_params_per_fact(*zip(*one))
+                            entry['by_seed'][seed] = {'params_per_fact': seed_k, 'r2': seed_r2,
+                                                      'facts': [f for f, _ in one], 'params': [p for _, p in one]}
             if best_of_seed:
-                fits[label]['by_seed'] = {}
-                for seed, seed_best in best_of_seed.items():
-                    one = threshold_points(seed_best, arch, tool)
-                    if len(one) >= 2:
-                        seed_k, seed_r2, _ = fit_params_per_fact(*zip(*one))
-                        fits[label]['by_seed'][seed] = {'params_per_fact': seed_k, 'r2': seed_r2,
-                                                        'facts': [f for f, _ in one], 'params': [p for _, p in one]}
+                ref = reference_reading(rows, arch, tool)
+                if ref['facts']:
+                    entry['reference_rule'] = ref
+            if entry:
+                fits[line_label(arch, tool)] = entry
     return fits
+
+
+def reference_reading(rows, arch, tool):
+    """mean_of_seed_minima as a fits.json entry; in weights with the reference's fit and ours on its means."""
+    pts = mean_of_seed_minima(rows, arch, tool)
+    ref = {'facts': [p[0] for p in pts], 'mean_params': [p[1] for p in pts], 'seeds_reaching': [p[2] for p in pts],
+           'seeds_run': [p[3] for p in pts]}
+    if not tool and len(pts) >= 2:
+        a, b = fit_with_intercept(ref['facts'], ref['mean_params'])
+        k, r2, _ = fit_params_per_fact(ref['facts'], ref['mean_params'])
+        ref |= {'slope_with_intercept': a, 'intercept': b, 'params_per_fact': k, 'r2': r2}
+    return ref
 
 
 def exposure_curve(out_dir, results, held=False):
@@ -409,10 +449,19 @@ def main(argv):
             for seed, s in f.get('by_seed', {}).items():
                 print(f"    seed {seed} alone: {s['params_per_fact']:.1f} params per fact (R^2 {s['r2']:.2f}) over "
                       f"{len(s['facts'])} fact counts")
-        else:
+        elif 'params' in f:
             print(f"  {label}: smallest at 95% {min(f['params']):,}-{max(f['params']):,} params over "
                   f"{f['facts'][0]:,}-{f['facts'][-1]:,} facts, log-log slope {f['loglog_slope']:.2f} (0: flat)")
-
+        else:
+            print(f"  {label}: no model reaches 95% on the seeds' mean at two fact counts")
+        ref = f.get('reference_rule')
+        if ref:
+            print("    the reference's reading (each seed's smallest at 95%, averaged over the seeds that have one): " +
+                  ', '.join(f"{n:,} facts {p:,.0f} ({k} of {m} seeds)" for n, p, k, m in
+                            zip(ref['facts'], ref['mean_params'], ref['seeds_reaching'], ref['seeds_run'])))
+            if 'slope_with_intercept' in ref:
+                print(f"      {ref['params_per_fact']:.1f} params per fact (R^2 {ref['r2']:.2f}); the reference's fit "
+                      f"{ref['slope_with_intercept']:.1f} x facts {ref['intercept']:+,.0f}")
 
 if __name__ == '__main__':
     main(sys.argv[1:])

@@ -769,7 +769,7 @@ BAD_CONFIG = [  # train.py's checks in-process (get_config): (argv, the key the 
     (['--arch=calm', '--anchor_dir=a', '--augment_dirs=b', '--init_from=c'], 'init_from'),
     (['--lr_decay=linear'], 'lr_decay'), (['--stop_recall=1.5'], 'stop_recall'),
     (['--tool=False'], 'mix_qa'), (['--mix_qa=1.0', '--mix_qa_tool=0.0'], 'mix_qa_tool'),  # asked what is not taught
-    (['--stop_patience=-1'], 'stop_patience'), (['--max_exposures=-1.0'], 'max_exposures'),
+    (['--stop_patience=-1'], 'stop_patience'), (['--max_exposures=-1.0'], 'max_exposures'), (['--order_seed=-2'], 'order_seed'),
     (['--people_options=n_cities'], 'people_options'), (['--people_options=num=5'], 'people_options'),
     (['--people_options=n_cities=many'], 'people_options'), (['--people_options=n_cities=0'], 'people_options'),
 ]
@@ -1053,6 +1053,19 @@ def test_a_run_stops_on_a_plateau_and_at_the_exposure_cap(tmp_path, tiny_data):
     assert 'resumed from' in log and json.load(open(os.path.join(cap, 'results.json')))['steps'] == 48  # stays stopped
 
 
+def test_order_seed_orders_the_documents_and_seed_the_rest(data_dir):
+    """order_seed alone sets the training documents' order: seed 1 with order_seed 0 reads seed 0's batches (and
+    the reverse); by default (-1) each seed its own order. (train.py seeds the initialization with seed alone.)"""
+    cfg = train.get_config([f'--data_dir={data_dir}', '--batch_size=4'], now=False)
+
+    def first_rows(**kw):
+        return packing.make_packer({**cfg, **kw}, data_dir).next_rows(4)[0]
+    orders = {(s, o): first_rows(seed=s, order_seed=o) for s in (0, 1) for o in (-1, 0, 1)}
+    assert not np.array_equal(orders[0, -1], orders[1, -1])
+    for s in (0, 1):
+        assert np.array_equal(orders[s, -1], orders[s, s]) and np.array_equal(orders[1 - s, s], orders[s, s])
+
+
 def test_one_document_rows_give_the_loss_of_packed_rows():
     """The same dialogs in packed rows and in rows of one dialog each (length-batched): equal loss per
     document, for both architectures; and one-document batches group similar lengths."""
@@ -1149,6 +1162,32 @@ def test_sweep_fit_on_synthetic_numbers():
     assert [r['variant'] for r in recipes[:2]] == ['', '']   # seeds of one recipe
     union = [n for n, _ in sweep.runs([{'arch': ['transformer'], 'tool': [False, True]}, {'arch': ['mamba']}], {}, 'x')]
     assert union == ['archtransformer_toolFalse', 'archtransformer_toolTrue', 'archmamba']  # a list of grids: their union
+
+
+def test_sweep_reference_reading_averages_each_seeds_smallest():
+    """The reference's reading of seeds: each seed's smallest model at 95%, averaged over the seeds that have one
+    (a seed with none is left out), fitted as a line through the extra point (0, 0) with an intercept."""
+    a, b = sweep.fit_with_intercept([100, 200], [1500, 2500])   # with (0, 0): slope 12.5, intercept 83.3
+    assert abs(a - 12.5) < 1e-9 and abs(b - 250 / 3) < 1e-9
+    rows = [dict(arch='transformer', tool=False, bits_per_fact=10.0, seed=s, n_facts=f, params=p, recall_trained=r)
+            for s, f, p, r in [(0, 100, 1000, 0.96), (0, 200, 2000, 0.96), (1, 100, 1000, 0.90), (1, 100, 2000, 0.99),
+                               (1, 200, 2000, 0.80), (1, 200, 4000, 0.97), (2, 100, 1000, 0.95), (2, 200, 8000, 0.5)]]
+    assert sweep.mean_of_seed_minima(rows, 'transformer', False) == [(100, 4000 / 3, 3, 3), (200, 3000, 2, 3)]
+    fit = sweep.fit_lines(rows)['transformer, no tool']
+    assert fit['params'] == [2000, 4000]   # ours: the smallest whose recall, averaged over seeds, reaches 95%
+    ref = fit['reference_rule']
+    assert ref['facts'] == [100, 200] and ref['seeds_reaching'] == [3, 2] and ref['seeds_run'] == [3, 3]
+    k = (100 * 4000 / 3 + 200 * 3000) / (100 ** 2 + 200 ** 2)
+    assert abs(ref['params_per_fact'] - k) < 1e-9 and abs(ref['slope_with_intercept'] - 15) < 1e-9   # 0, 1333.3, 3000
+    tool = [dict(arch='transformer', tool=True, bits_per_fact=10.0, seed=s, n_facts=f, params=p, recall_trained=1.0,
+                 recall_held_out=0.99, recall_unseen=u) for s, f, p, u in
+            [(0, 100, 1000, 0.96), (1, 100, 1000, 0.01), (0, 400, 1000, 0.97), (1, 400, 1000, 0.96), (0, 800, 2000, 0.99)]]
+    fit = sweep.fit_lines(tool)['transformer, tool']   # on the seeds' mean 400 and 800 facts: one line, one reading
+    ref = fit['reference_rule']
+    assert fit['params'] == [1000, 2000] and ref['facts'] == [100, 400, 800] and ref['mean_params'] == [1000, 1000, 2000]
+    assert ref['seeds_reaching'] == [1, 2, 1] and ref['seeds_run'] == [2, 2, 1]   # seed 1 was not run at 800 facts
+    only = sweep.fit_lines(tool[:2])['transformer, tool']   # no size reaches 95% on the mean: the reading alone
+    assert list(only) == ['reference_rule'] and only['reference_rule']['seeds_reaching'] == [1]
 
 
 def test_sweep_skips_finished_runs_and_writes_the_csv(tmp_path, tiny_data):

@@ -38,7 +38,8 @@ DEFAULTS = dict(
     # I/O
     out_dir='out/default',      # checkpoints, metrics.jsonl, results.json, curves.png
     data_dir='',                # '' -> data/<people options>, generated if missing
-    seed=0,                     # model init and data order
+    seed=0,                     # model init, and data order unless order_seed says otherwise
+    order_seed=-1,              # the order of the training documents alone (-1: seed's), to tell init and order apart
     device='auto',              # 'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1'
     # data (see data.py; the same options always give the same people)
     n_people=1000,              # people in the train + held_out splits
@@ -155,6 +156,7 @@ RANGES = [  # (keys, test, what is allowed); keys a config lacks (calm's without
     (('seed', 'data_seed', 'n_unseen', 'mlp_hidden', 'warmup_iters', 'eval_max', 'threads', 'mix_qa', 'mix_qa_tool',
       'mix_bios', 'learning_rate', 'min_lr', 'weight_decay', 'grad_clip', 'stop_patience', 'max_exposures'),
      lambda v: v >= 0, ">= 0"),
+    (('order_seed',), lambda v: v >= -1, ">= 0, or -1 (the same as seed)"),
     (('held_out', 'beta1', 'beta2'), lambda v: 0 <= v < 1, "in [0, 1)"),
     (('stop_recall',), lambda v: 0 <= v <= 1, "in [0, 1] (0: off)"),
 ]
