@@ -192,14 +192,16 @@ def mark_variants(rows, configs):
 FRACTION_EPS = 1e-6   # below one question in 10,000; above float32's rounding of a fraction near 0.95 (6e-8)
 
 
-def smallest_reaching(rows, threshold=0.95):
+def smallest_reaching(rows, threshold=0.95, trained_only=False):
     """{(arch, tool, n_facts): smallest params whose recall, averaged over the seeds of one variant (a recipe, see
     mark_variants), reaches the threshold}: on the trained people in weights; with the tool on each of trained,
-    held-out and unseen people (each split's mean over seeds; the worst of the three counts). Results written before
-    2026-12-07 hold float32 fractions (380/400 as 0.94999999), hence the tolerance FRACTION_EPS."""
+    held-out and unseen people (each split's mean over seeds; the worst of the three counts), or with trained_only
+    on the trained people alone, as the reference's grid counts. Results written before 2026-12-07 hold float32
+    fractions (380/400 as 0.94999999), hence the tolerance FRACTION_EPS."""
     groups = {}
     for r in rows:
-        splits = ('recall_trained', 'recall_held_out', 'recall_unseen') if r['tool'] else ('recall_trained',)
+        every = r['tool'] and not trained_only
+        splits = ('recall_trained', 'recall_held_out', 'recall_unseen') if every else ('recall_trained',)
         groups.setdefault(model_size(r) + (r.get('variant', ''),), []).append([r.get(s) or 0 for s in splits])
     best = {}
     for (arch, tool, facts, params, _), recalls in groups.items():
@@ -233,14 +235,14 @@ def fit_with_intercept(facts, params):
     return a, my - a * mx
 
 
-def mean_of_seed_minima(rows, arch, tool, threshold=0.95):
+def mean_of_seed_minima(rows, arch, tool, threshold=0.95, trained_only=False):
     """The reference's reading of several seeds (its data orders): per fact count, each seed's smallest model at
     the threshold (smallest_reaching on that seed's runs alone), averaged over the seeds that have one; a seed
     with none is left out -> [(facts, mean params, seeds that have one, seeds run at these facts)]."""
     mine = [r for r in rows if r['arch'] == arch and r['tool'] == tool]
     per_facts = {}
     for seed in sorted({r.get('seed', 0) for r in mine}):
-        best = smallest_reaching([r for r in mine if r.get('seed', 0) == seed], threshold)
+        best = smallest_reaching([r for r in mine if r.get('seed', 0) == seed], threshold, trained_only)
         for facts, params in threshold_points(best, arch, tool):
             per_facts.setdefault(facts, []).append(params)
     run = {f: len({r.get('seed', 0) for r in mine if r['n_facts'] == f}) for f in per_facts}
@@ -294,10 +296,14 @@ def fit_lines(rows):
 
 
 def reference_reading(rows, arch, tool):
-    """mean_of_seed_minima as a fits.json entry; in weights with the reference's fit and ours on its means."""
+    """mean_of_seed_minima as a fits.json entry; in weights with the reference's fit and ours on its means; with
+    the tool also on the trained people alone ('trained_only': what the reference's grid evaluates)."""
     pts = mean_of_seed_minima(rows, arch, tool)
     ref = {'facts': [p[0] for p in pts], 'mean_params': [p[1] for p in pts], 'seeds_reaching': [p[2] for p in pts],
            'seeds_run': [p[3] for p in pts]}
+    if tool:
+        ref['trained_only'] = [dict(zip(('facts', 'mean_params', 'seeds_reaching', 'seeds_run'), p))
+                               for p in mean_of_seed_minima(rows, arch, tool, trained_only=True)]
     if not tool and len(pts) >= 2:
         a, b = fit_with_intercept(ref['facts'], ref['mean_params'])
         k, r2, _ = fit_params_per_fact(ref['facts'], ref['mean_params'])
@@ -459,6 +465,9 @@ def main(argv):
             print("    the reference's reading (each seed's smallest at 95%, averaged over the seeds that have one): " +
                   ', '.join(f"{n:,} facts {p:,.0f} ({k} of {m} seeds)" for n, p, k, m in
                             zip(ref['facts'], ref['mean_params'], ref['seeds_reaching'], ref['seeds_run'])))
+            for p in ref.get('trained_only', []):
+                print(f"      on the trained people alone (the reference's count): {p['facts']:,} facts "
+                      f"{p['mean_params']:,.0f} ({p['seeds_reaching']} of {p['seeds_run']} seeds)")
             if 'slope_with_intercept' in ref:
                 print(f"      {ref['params_per_fact']:.1f} params per fact (R^2 {ref['r2']:.2f}); the reference's fit "
                       f"{ref['slope_with_intercept']:.1f} x facts {ref['intercept']:+,.0f}")

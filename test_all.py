@@ -1186,6 +1186,8 @@ def test_sweep_reference_reading_averages_each_seeds_smallest():
     ref = fit['reference_rule']
     assert fit['params'] == [1000, 2000] and ref['facts'] == [100, 400, 800] and ref['mean_params'] == [1000, 1000, 2000]
     assert ref['seeds_reaching'] == [1, 2, 1] and ref['seeds_run'] == [2, 2, 1]   # seed 1 was not run at 800 facts
+    assert ref['trained_only'] == [dict(facts=f, mean_params=1000, seeds_reaching=2, seeds_run=2) for f in (100, 400)] + [
+        dict(facts=800, mean_params=2000, seeds_reaching=1, seeds_run=1)]   # seed 1 at 100 facts: 1% unseen, 100% trained
     only = sweep.fit_lines(tool[:2])['transformer, tool']   # no size reaches 95% on the mean: the reading alone
     assert list(only) == ['reference_rule'] and only['reference_rule']['seeds_reaching'] == [1]
 
