@@ -13,7 +13,8 @@ mix_qa_tool), `base` (dict of train.py keys common to all runs) and `out_root`, 
 Runs whose results.json exists are skipped, so a killed sweep resumes. Launchers: 'inprocess'
 (train.train in this process), 'local' (submitit's local executor: a process per run) and
 'slurm' (a SLURM job per run through submitit). The 95% thresholds average a size's recall over its seeds,
-never over runs that differ in another training option (results.csv's `variant` column names it).
+never over runs that differ in another training option (results.csv's `variant` column names it); fits.json also
+holds the reference's reading of seeds (each seed's smallest model at 95%, averaged: 'reference_rule').
 """
 import ast
 import csv
@@ -465,9 +466,10 @@ def main(argv):
             print("    the reference's reading (each seed's smallest at 95%, averaged over the seeds that have one): " +
                   ', '.join(f"{n:,} facts {p:,.0f} ({k} of {m} seeds)" for n, p, k, m in
                             zip(ref['facts'], ref['mean_params'], ref['seeds_reaching'], ref['seeds_run'])))
-            for p in ref.get('trained_only', []):
-                print(f"      on the trained people alone (the reference's count): {p['facts']:,} facts "
-                      f"{p['mean_params']:,.0f} ({p['seeds_reaching']} of {p['seeds_run']} seeds)")
+            if ref.get('trained_only'):
+                print("      on the trained people alone (the reference's count): " + ', '.join(
+                    f"{p['facts']:,} facts {p['mean_params']:,.0f} ({p['seeds_reaching']} of {p['seeds_run']} seeds)"
+                    for p in ref['trained_only']))
             if 'slope_with_intercept' in ref:
                 print(f"      {ref['params_per_fact']:.1f} params per fact (R^2 {ref['r2']:.2f}); the reference's fit "
                       f"{ref['slope_with_intercept']:.1f} x facts {ref['intercept']:+,.0f}")
