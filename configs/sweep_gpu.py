@@ -10,7 +10,8 @@ steps = lambda n_people, exposures: min(100_000, max(1, exposures * 4 * n_people
 # with the tool the run goes to the horizon: a stop on trained recall could come before copying generalizes.
 # At widths 24-28 the copying skill forms on some seeds only (width 28, two heads: 3 CPU seeds of 5, one head: 4 of 4;
 # width 24, one head: 3 of 5; results/recipe_probes/tool_plateau): compare n_head=1 there, and read a tool point
-# per seed as well as on the mean, before reading it as a size limit.
+# per seed as well as on the mean (fits.json's reference_rule: the reference's reading), before reading it as a size
+# limit. Which seeds copy is a property of (initialization, order), not of either alone (tool_w24_order).
 # the peak learning rate falls as 1/width from 1e-2 at width 24 (measured on Transformers: results/recipe_probes/
 # fill_recipe at width 24, pools at 64; Mamba takes the same). At 24 rows a step the CPU grid's best peak falls
 # faster, from 5e-3 at width 32 to 1.25e-3-2.5e-3 at 48 (results/recipe_probes/grid_lr): not measured at 128 rows.
