@@ -4,7 +4,8 @@
 over the seeds reaches 95%) and the reference's (sweep.mean_of_seed_minima: each seed's smallest model at 95%,
 averaged over the seeds that have one; on every split, and on the trained people alone as its grid counts).
 Then the reference's reading again with the smallest models found elsewhere for the seeds added (other recipes:
-width 28 with one head and width 32 with two, 8,000 steps; ../tool_w28_1head, ../tool_w28_seeds, ../../sweep_cpu_seeds).
+width 28 with one head and width 32 with two, 8,000 steps; ../tool_w28_1head, ../tool_w28_seeds, ../../sweep_cpu_seeds;
+width 28 with one head at 16,000 steps, ../tool_w28_1head_grown).
 Reads the committed results.csv files only. From the repository root:
     python results/recipe_probes/tool_plateau/reference_reading.py
 """
@@ -29,7 +30,8 @@ def load(probe, keep, variant=''):   # variant: another recipe, never averaged w
 rows = [r for probe in ('tool_w24_1head_16k', 'tool_w24_1head_24k', 'tool_w24_1head_seeds')   # the same width at
         for r in load(probe, lambda r: RECIPE.get(int(r['n_people'])) == int(r['steps']))]   # other steps: left out
 elsewhere = (load('tool_w28_1head', lambda r: True, 'w28') + load('tool_w28_seeds', lambda r: r['variant'] == 'n_head=1', 'w28') +
-             load('../sweep_cpu_seeds', lambda r: r['tool'] == 'True', 'grid'))
+             load('../sweep_cpu_seeds', lambda r: r['tool'] == 'True', 'grid') +
+             load('tool_w28_1head_grown', lambda r: True, 'w28 grown'))
 print(f"{len(rows)} runs, seeds {sorted({r['seed'] for r in rows})}")
 for facts in sorted({r['n_facts'] for r in rows}):
     seeds = {r['seed']: r for r in rows if r['n_facts'] == facts}
