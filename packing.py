@@ -158,7 +158,7 @@ def make_packer(cfg, data_dir, world=1):
     longest = max(int(np.diff(tok['offsets'])[ids].max()) for tok, ids, _ in sources)
     if longest > cfg['block_size']:
         print(f"warning: documents of up to {longest} tokens are cut to block_size={cfg['block_size']}", file=sys.stderr)
-    order_seed = cfg['seed'] if cfg.get('order_seed', -1) < 0 else cfg['order_seed']   # .get: configs before the key
+    order_seed = cfg['seed'] if cfg['order_seed'] < 0 else cfg['order_seed']
     packer = Packer(sources, cfg['block_size'], order_seed, cfg['doc_mask'], cfg['one_per_row'],
                     cfg['batch_size'] * cfg['grad_accum'] * world)
     packer.names = names

@@ -236,18 +236,31 @@ def fit_with_intercept(facts, params):
     return a, my - a * mx
 
 
-def mean_of_seed_minima(rows, arch, tool, threshold=0.95, trained_only=False):
+def smallest_by_seed(rows, threshold=0.95, trained_only=False):
+    """{seed: smallest_reaching over that seed's runs alone}."""
+    return {seed: smallest_reaching([r for r in rows if r.get('seed', 0) == seed], threshold, trained_only)
+            for seed in sorted({r.get('seed', 0) for r in rows})}
+
+
+def mean_of_seed_minima(by_seed, rows, arch, tool):
     """The reference's reading of several seeds (its data orders): per fact count, each seed's smallest model at
-    the threshold (smallest_reaching on that seed's runs alone), averaged over the seeds that have one; a seed
-    with none is left out -> [(facts, mean params, seeds that have one, seeds run at these facts)]."""
-    mine = [r for r in rows if r['arch'] == arch and r['tool'] == tool]
+    the threshold (by_seed: smallest_by_seed's dict), averaged over the seeds that have one; a seed with none is
+    left out -> {'facts', 'mean_params', 'seeds_reaching', 'seeds_run' (seeds with a run at these facts)}: lists."""
     per_facts = {}
-    for seed in sorted({r.get('seed', 0) for r in mine}):
-        best = smallest_reaching([r for r in mine if r.get('seed', 0) == seed], threshold, trained_only)
+    for best in by_seed.values():
         for facts, params in threshold_points(best, arch, tool):
             per_facts.setdefault(facts, []).append(params)
-    run = {f: len({r.get('seed', 0) for r in mine if r['n_facts'] == f}) for f in per_facts}
-    return [(f, sum(p) / len(p), len(p), run[f]) for f, p in sorted(per_facts.items())]
+    facts = sorted(per_facts)
+    run = [len({r.get('seed', 0) for r in rows if (r['arch'], r['tool'], r['n_facts']) == (arch, tool, f)})
+           for f in facts]
+    return {'facts': facts, 'mean_params': [sum(per_facts[f]) / len(per_facts[f]) for f in facts],
+            'seeds_reaching': [len(per_facts[f]) for f in facts], 'seeds_run': run}
+
+
+def describe_reading(ref):
+    """One line of a mean_of_seed_minima reading: '8,000 facts 31,224 (4 of 5 seeds), ...'."""
+    return ', '.join(f"{f:,} facts {p:,.0f} ({k} of {n} seeds)" for f, p, k, n in
+                     zip(ref['facts'], ref['mean_params'], ref['seeds_reaching'], ref['seeds_run']))
 
 
 def threshold_points(best, arch, tool):
@@ -268,8 +281,9 @@ def fit_lines(rows):
     (0, 0) as an extra point, with an intercept) and ours (through the origin) on those means."""
     fits, bits = {}, sum(r['bits_per_fact'] for r in rows) / max(1, len(rows))
     best = smallest_reaching(rows)
-    seeds = sorted({r.get('seed', 0) for r in rows})
-    best_of_seed = {s: smallest_reaching([r for r in rows if r.get('seed', 0) == s]) for s in seeds} if len(seeds) > 1 else {}
+    several = len({r.get('seed', 0) for r in rows}) > 1
+    best_of_seed = smallest_by_seed(rows) if several else {}
+    trained_of_seed = smallest_by_seed(rows, trained_only=True) if several else {}
     for arch in sorted({r['arch'] for r in rows}):
         for tool in (False, True):
             pts, entry = threshold_points(best, arch, tool), {}
@@ -277,39 +291,28 @@ def fit_lines(rows):
                 facts, params = zip(*pts)
                 k, r2, slope = fit_params_per_fact(facts, params)
                 entry = {'loglog_slope': slope, 'facts': list(facts), 'params': list(params)}
-                if not tool:
-                    entry |= {'params_per_fact': k, 'r2': r2, 'bits_per_param_of_fit': bits / k}
-                if not tool and best_of_seed:
+            if len(pts) >= 2 and not tool:
+                entry |= {'params_per_fact': k, 'r2': r2, 'bits_per_param_of_fit': bits / k}
+                if best_of_seed:
                     entry['by_seed'] = {}
-                    for seed, seed_best in best_of_seed.items():
-                        one = threshold_points(seed_best, arch, tool)
-                        if len(one) >= 2:
-                            seed_k, seed_r2, _ = fit_params_per_fact(*zip(*one))
-                            entry['by_seed'][seed] = {'params_per_fact': seed_k, 'r2': seed_r2,
-                                                      'facts': [f for f, _ in one], 'params': [p for _, p in one]}
-            if best_of_seed:
-                ref = reference_reading(rows, arch, tool)
-                if ref['facts']:
-                    entry['reference_rule'] = ref
+                for seed, seed_best in best_of_seed.items():
+                    one = threshold_points(seed_best, arch, tool)
+                    if len(one) >= 2:
+                        seed_k, seed_r2, _ = fit_params_per_fact(*zip(*one))
+                        entry['by_seed'][seed] = {'params_per_fact': seed_k, 'r2': seed_r2,
+                                                  'facts': [f for f, _ in one], 'params': [p for _, p in one]}
+            ref = mean_of_seed_minima(best_of_seed, rows, arch, tool)
+            if ref['facts']:
+                if tool:   # the reference's grid counts the trained people alone
+                    ref['trained_only'] = mean_of_seed_minima(trained_of_seed, rows, arch, tool)
+                elif len(ref['facts']) >= 2:
+                    a, b = fit_with_intercept(ref['facts'], ref['mean_params'])
+                    k, r2, _ = fit_params_per_fact(ref['facts'], ref['mean_params'])
+                    ref |= {'slope_with_intercept': a, 'intercept': b, 'params_per_fact': k, 'r2': r2}
+                entry['reference_rule'] = ref
             if entry:
                 fits[line_label(arch, tool)] = entry
     return fits
-
-
-def reference_reading(rows, arch, tool):
-    """mean_of_seed_minima as a fits.json entry; in weights with the reference's fit and ours on its means; with
-    the tool also on the trained people alone ('trained_only': what the reference's grid evaluates)."""
-    pts = mean_of_seed_minima(rows, arch, tool)
-    ref = {'facts': [p[0] for p in pts], 'mean_params': [p[1] for p in pts], 'seeds_reaching': [p[2] for p in pts],
-           'seeds_run': [p[3] for p in pts]}
-    if tool:
-        ref['trained_only'] = [dict(zip(('facts', 'mean_params', 'seeds_reaching', 'seeds_run'), p))
-                               for p in mean_of_seed_minima(rows, arch, tool, trained_only=True)]
-    if not tool and len(pts) >= 2:
-        a, b = fit_with_intercept(ref['facts'], ref['mean_params'])
-        k, r2, _ = fit_params_per_fact(ref['facts'], ref['mean_params'])
-        ref |= {'slope_with_intercept': a, 'intercept': b, 'params_per_fact': k, 'r2': r2}
-    return ref
 
 
 def exposure_curve(out_dir, results, held=False):
@@ -464,12 +467,9 @@ def main(argv):
         ref = f.get('reference_rule')
         if ref:
             print("    the reference's reading (each seed's smallest at 95%, averaged over the seeds that have one): " +
-                  ', '.join(f"{n:,} facts {p:,.0f} ({k} of {m} seeds)" for n, p, k, m in
-                            zip(ref['facts'], ref['mean_params'], ref['seeds_reaching'], ref['seeds_run'])))
-            if ref.get('trained_only'):
-                print("      on the trained people alone (the reference's count): " + ', '.join(
-                    f"{p['facts']:,} facts {p['mean_params']:,.0f} ({p['seeds_reaching']} of {p['seeds_run']} seeds)"
-                    for p in ref['trained_only']))
+                  describe_reading(ref))
+            if ref.get('trained_only', {}).get('facts'):
+                print("      on the trained people alone (the reference's count): " + describe_reading(ref['trained_only']))
             if 'slope_with_intercept' in ref:
                 print(f"      {ref['params_per_fact']:.1f} params per fact (R^2 {ref['r2']:.2f}); the reference's fit "
                       f"{ref['slope_with_intercept']:.1f} x facts {ref['intercept']:+,.0f}")

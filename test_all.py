@@ -1172,7 +1172,8 @@ def test_sweep_reference_reading_averages_each_seeds_smallest():
     rows = [dict(arch='transformer', tool=False, bits_per_fact=10.0, seed=s, n_facts=f, params=p, recall_trained=r)
             for s, f, p, r in [(0, 100, 1000, 0.96), (0, 200, 2000, 0.96), (1, 100, 1000, 0.90), (1, 100, 2000, 0.99),
                                (1, 200, 2000, 0.80), (1, 200, 4000, 0.97), (2, 100, 1000, 0.95), (2, 200, 8000, 0.5)]]
-    assert sweep.mean_of_seed_minima(rows, 'transformer', False) == [(100, 4000 / 3, 3, 3), (200, 3000, 2, 3)]
+    assert sweep.mean_of_seed_minima(sweep.smallest_by_seed(rows), rows, 'transformer', False) == dict(
+        facts=[100, 200], mean_params=[4000 / 3, 3000], seeds_reaching=[3, 2], seeds_run=[3, 3])
     fit = sweep.fit_lines(rows)['transformer, no tool']
     assert fit['params'] == [2000, 4000]   # ours: the smallest whose recall, averaged over seeds, reaches 95%
     ref = fit['reference_rule']
@@ -1186,8 +1187,8 @@ def test_sweep_reference_reading_averages_each_seeds_smallest():
     ref = fit['reference_rule']
     assert fit['params'] == [1000, 2000] and ref['facts'] == [100, 400, 800] and ref['mean_params'] == [1000, 1000, 2000]
     assert ref['seeds_reaching'] == [1, 2, 1] and ref['seeds_run'] == [2, 2, 1]   # seed 1 was not run at 800 facts
-    assert ref['trained_only'] == [dict(facts=f, mean_params=1000, seeds_reaching=2, seeds_run=2) for f in (100, 400)] + [
-        dict(facts=800, mean_params=2000, seeds_reaching=1, seeds_run=1)]   # seed 1 at 100 facts: 1% unseen, 100% trained
+    assert ref['trained_only'] == dict(facts=[100, 400, 800], mean_params=[1000, 1000, 2000], seeds_reaching=[2, 2, 1],
+                                       seeds_run=[2, 2, 1])   # seed 1 at 100 facts: 1% unseen, 100% trained
     only = sweep.fit_lines(tool[:2])['transformer, tool']   # no size reaches 95% on the mean: the reading alone
     assert list(only) == ['reference_rule'] and only['reference_rule']['seeds_reaching'] == [1]
 

@@ -25,18 +25,16 @@ for threshold in (0.95, 0.90):
     print(f"\nat {threshold:.0%} recall of the trained people")
     for tool in (False, True):
         name = 'with the tool' if tool else 'in weights'
-        ref = sweep.mean_of_seed_minima(rows, 'transformer', tool, threshold, trained_only=True)
-        ours = sweep.threshold_points(sweep.smallest_reaching(rows, threshold, trained_only=True), 'transformer', tool)
+        ref = sweep.mean_of_seed_minima(sweep.smallest_by_seed(rows, threshold, trained_only=True), rows, 'transformer', tool)
+        ours = dict(sweep.threshold_points(sweep.smallest_reaching(rows, threshold, trained_only=True), 'transformer', tool))
+        theirs = {f: f"{p:>9,.0f} ({k} of {n})" for f, p, k, n in
+                  zip(ref['facts'], ref['mean_params'], ref['seeds_reaching'], ref['seeds_run'])}
         print(f"  {name}, facts: reference's reading (seeds that have one) | ours")
-        for facts in sorted({f for f, *_ in ref} | {f for f, _ in ours}):
-            r = next((f"{p:>9,.0f} ({k} of {n})" for f, p, k, n in ref if f == facts), '-')
-            o = next((f"{p:,}" for f, p in ours if f == facts), '-')
-            print(f"    {facts:>7,}  {r:>18} | {o}")
+        for facts in sorted(theirs.keys() | ours.keys()):
+            print(f"    {facts:>7,}  {theirs.get(facts, '-'):>18} | {f'{ours[facts]:,}' if facts in ours else '-'}")
         if not tool:
-            (a, b), (k, r2, _) = sweep.fit_with_intercept(*zip(*[(f, p) for f, p, *_ in ref])), \
-                sweep.fit_params_per_fact(*zip(*[(f, p) for f, p, *_ in ref]))
-            print(f"  in weights, the reference's reading: its fit {a:.2f} x facts {b:+,.0f}; through the origin "
-                  f"{k:.2f} params/fact (R^2 {r2:.3f}), {len(ref)} fact counts")
-            (a, b), (k, r2, _) = sweep.fit_with_intercept(*zip(*ours)), sweep.fit_params_per_fact(*zip(*ours))
-            print(f"  in weights, ours: through the origin {k:.2f} params/fact (R^2 {r2:.3f}); with an intercept "
-                  f"{a:.2f} x facts {b:+,.0f}, {len(ours)} fact counts")
+            for reading, facts, params in (("the reference's reading", ref['facts'], ref['mean_params']),
+                                           ("ours", sorted(ours), [ours[f] for f in sorted(ours)])):
+                (a, b), (k, r2, _) = sweep.fit_with_intercept(facts, params), sweep.fit_params_per_fact(facts, params)
+                print(f"  in weights, {reading}: with an intercept {a:.2f} x facts {b:+,.0f}; through the origin "
+                      f"{k:.2f} params/fact (R^2 {r2:.3f}), {len(facts)} fact counts")
