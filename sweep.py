@@ -439,10 +439,29 @@ def launch(todo, opts, out_root):
     return len(todo)
 
 
+STALE_IF_CHANGED = {'max_iters', 'max_exposures'}   # a resume may change them; a finished run's result depends on them
+
+
+def stale(out_root, name, argv):
+    """(key, finished value, asked value) where a finished run's config.json differs from what the grid now asks for
+    it in a key of the recipe (train.RESUMABLE aside, less STALE_IF_CHANGED), or None: a skipped run must be the
+    run the grid names, not an older recipe under the same name."""
+    saved = json.load(open(os.path.join(out_root, name, 'config.json')))
+    want = train.get_config(argv, now=False)
+    changed = [k for k in sorted(STALE_IF_CHANGED) if saved.get(k, train.KEYS[k]) != want[k]]
+    k = changed[0] if changed else train.resume_mismatch(saved, want)
+    return None if k is None else (k, saved.get(k, train.KEYS.get(k)), want.get(k, train.KEYS.get(k)))
+
+
 def main(argv):
     grid, base, out_root, opts = load_sweep(argv)
     every = list(runs(grid, base, out_root))
     todo = [(n, a) for n, a in every if not os.path.exists(os.path.join(out_root, n, 'results.json'))]
+    for name, argv_run in every:
+        old = (name, argv_run) not in todo and stale(out_root, name, argv_run)
+        if old:
+            sys.exit(f"error: {os.path.join(out_root, name)} finished with {old[0]}={old[1]!r} but {argv[0]} now asks "
+                     f"{old[2]!r}: move that run away or give the new one an axis of its own")
     if opts['plot_only'] and len(todo) == len(every):
         sys.exit(f"error: sweep option 'plot_only' is True but no run under {out_root} has finished (nothing to plot)")
     os.makedirs(out_root, exist_ok=True)

@@ -1211,6 +1211,10 @@ def test_sweep_skips_finished_runs_and_writes_the_csv(tmp_path, tiny_data):
     mtimes = {n: os.path.getmtime(tmp_path / 'sw' / n / 'results.json') for n in names}
     sweep.main([str(cfg), '--launcher=local'])  # everything is done: nothing runs again
     assert mtimes == {n: os.path.getmtime(tmp_path / 'sw' / n / 'results.json') for n in names}
+    cfg.write_text(cfg.read_text() + "base.update(learning_rate=0.5)\n")   # another recipe under the same names
+    with pytest.raises(SystemExit, match=r"toolFalse finished with learning_rate=.* now asks 0.5"):
+        sweep.main([str(cfg), '--plot_only=True'])
+    assert mtimes == {n: os.path.getmtime(tmp_path / 'sw' / n / 'results.json') for n in names}
 
 
 def ast_value(text):
