@@ -16,10 +16,14 @@ steps = lambda n_people, exposures: min(100_000, max(1, exposures * 4 * n_people
 # fill_recipe at width 24, pools at 64; Mamba takes the same). At 24 rows a step the CPU grid's best peak falls
 # faster, from 5e-3 at width 32 to 1.25e-3-2.5e-3 at 48 (results/recipe_probes/grid_lr): not measured at 128 rows.
 peak_lr = lambda width: min(1e-2, 1e-2 * 24 / width)
-grid = [dict(arch=['transformer', 'mamba'], tool=[tool], n_people=[n], n_embd=[width], learning_rate=[peak_lr(width)],
+# with the tool a model needs a copying circuit, not memory: at width 32 a SwiGLU of hidden 32 instead of 128 (31,392
+# params instead of 49,824) holds the CPU line (results/recipe_probes/tool_small_mlp): tool runs take both shapes.
+grid = [dict(arch=[arch], tool=[tool], n_people=[n], n_embd=[width], learning_rate=[peak_lr(width)],
+             mlp_hidden=[0, width] if tool and arch == 'transformer' else [0],
              seed=[0, 1, 2], max_iters=[steps(n, 1000)], eval_interval=[max(100, steps(n, 25))],
              stop_recall=[0.0 if tool else 0.95])
-        for n in [2 ** k for k in range(1, 16, 2)] for tool in (False, True) for width in (8, 16, 32, 64, 128, 256)]
+        for n in [2 ** k for k in range(1, 16, 2)] for tool in (False, True) for width in (8, 16, 32, 64, 128, 256)
+        for arch in ('transformer', 'mamba')]
 base = dict(
     n_layer=2, n_head=2, held_out=0.2, n_unseen=100, one_per_row=True, block_size=512, batch_size=ROWS,
     min_lr=0.0, weight_decay=0.0, warmup_iters=1000, eval_max=1000,   # fill_recipe probes
