@@ -169,6 +169,16 @@ def collect(out_root):
     return rows
 
 
+def read_results(path):
+    """A results.csv that collect wrote -> its rows, the values typed again (True, 4000, 0.95; an empty cell: None)."""
+    def typed(text):
+        try:
+            return ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            return text or None
+    return [{k: typed(v) for k, v in row.items()} for row in csv.DictReader(open(path))]
+
+
 def model_size(row):
     """The point of the grid a run stands for, seeds and recipes aside: (arch, tool, n_facts, params)."""
     return row['arch'], row['tool'], row['n_facts'], row['params']
@@ -439,26 +449,26 @@ def launch(todo, opts, out_root):
     return len(todo)
 
 
-STALE_IF_CHANGED = {'max_iters', 'max_exposures'}   # a resume may change them; a finished run's result depends on them
+# a finished run may differ from the grid's in where it wrote and how fast it ran, not in how long it trained
+FINISHED_MAY_DIFFER = train.RESUMABLE - {'max_iters', 'max_exposures'}
 
 
 def stale(out_root, name, argv):
-    """(key, finished value, asked value) where a finished run's config.json differs from what the grid now asks for
-    it in a key of the recipe (train.RESUMABLE aside, less STALE_IF_CHANGED), or None: a skipped run must be the
-    run the grid names, not an older recipe under the same name."""
+    """(key, finished value, asked value) where a finished run's config.json differs from what the grid now asks
+    for it, or None: a skipped run must be the run the grid names, not an older recipe under the same name."""
     saved = json.load(open(os.path.join(out_root, name, 'config.json')))
     want = train.get_config(argv, now=False)
-    changed = [k for k in sorted(STALE_IF_CHANGED) if saved.get(k, train.KEYS[k]) != want[k]]
-    k = changed[0] if changed else train.resume_mismatch(saved, want)
+    k = train.resume_mismatch(saved, want, FINISHED_MAY_DIFFER)
     return None if k is None else (k, saved.get(k, train.KEYS.get(k)), want.get(k, train.KEYS.get(k)))
 
 
 def main(argv):
     grid, base, out_root, opts = load_sweep(argv)
     every = list(runs(grid, base, out_root))
-    todo = [(n, a) for n, a in every if not os.path.exists(os.path.join(out_root, n, 'results.json'))]
+    finished = {n for n, _ in every if os.path.exists(os.path.join(out_root, n, 'results.json'))}
+    todo = [(n, a) for n, a in every if n not in finished]
     for name, argv_run in every:
-        old = (name, argv_run) not in todo and stale(out_root, name, argv_run)
+        old = name in finished and stale(out_root, name, argv_run)
         if old:
             sys.exit(f"error: {os.path.join(out_root, name)} finished with {old[0]}={old[1]!r} but {argv[0]} now asks "
                      f"{old[2]!r}: move that run away or give the new one an axis of its own")

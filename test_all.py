@@ -1206,6 +1206,9 @@ def test_sweep_skips_finished_runs_and_writes_the_csv(tmp_path, tiny_data):
     rows = list(csv.DictReader(open(tmp_path / 'sw' / 'results.csv')))
     assert len(rows) == 2 and list(rows[0]) == sweep.COLUMNS
     assert float(rows[0]['bits_held_per_param']) < 1 and rows[1]['bits_held_per_param'] == ''  # no tool; tool: none
+    typed = sweep.read_results(tmp_path / 'sw' / 'results.csv')   # what the probes' reading scripts read back
+    assert typed[1]['tool'] is True and typed[0]['params'] == int(rows[0]['params']) and typed[1]['bits_held_per_param'] is None
+    assert typed[0]['out_dir'] == rows[0]['out_dir'] and typed[0]['recall_trained'] == float(rows[0]['recall_trained'])
     for png in ('recall_vs_params.png', 'params_for_95.png', 'bits_per_param.png'):
         assert os.path.exists(tmp_path / 'sw' / png)
     mtimes = {n: os.path.getmtime(tmp_path / 'sw' / n / 'results.json') for n in names}
@@ -1213,6 +1216,9 @@ def test_sweep_skips_finished_runs_and_writes_the_csv(tmp_path, tiny_data):
     assert mtimes == {n: os.path.getmtime(tmp_path / 'sw' / n / 'results.json') for n in names}
     cfg.write_text(cfg.read_text() + "base.update(learning_rate=0.5)\n")   # another recipe under the same names
     with pytest.raises(SystemExit, match=r"toolFalse finished with learning_rate=.* now asks 0.5"):
+        sweep.main([str(cfg), '--plot_only=True'])
+    cfg.write_text(cfg.read_text() + "base.update(learning_rate=%r, max_iters=3)\n" % train.DEFAULTS['learning_rate'])
+    with pytest.raises(SystemExit, match=r"toolFalse finished with max_iters=2 but .* now asks 3"):   # longer: stale too
         sweep.main([str(cfg), '--plot_only=True'])
     assert mtimes == {n: os.path.getmtime(tmp_path / 'sw' / n / 'results.json') for n in names}
 

@@ -228,11 +228,11 @@ def check_config(cfg, now=True):
             bad('n_head', f"a divisor of the anchor's width ({d}) leaving an even head width")
 
 
-def resume_mismatch(old, cfg):
-    """The first key (not in RESUMABLE) whose value differs between a checkpoint's config and cfg, or None.
+def resume_mismatch(old, cfg, may_differ=RESUMABLE):
+    """The first key (not in may_differ) whose value differs between a checkpoint's config and cfg, or None.
     A key that one of them lacks (a run older than the key, or calm's keys of a non-calm run) counts as
     its default."""
-    for k in sorted((set(old) | set(cfg)) - RESUMABLE):
+    for k in sorted((set(old) | set(cfg)) - may_differ):
         if old.get(k, KEYS.get(k)) != cfg.get(k, KEYS.get(k)):
             return k
     return None

@@ -9,7 +9,6 @@ width 28 with one head at 16,000 steps, ../tool_w28_1head_grown).
 Reads the committed results.csv files only. From the repository root:
     python results/recipe_probes/tool_plateau/reference_reading.py
 """
-import csv
 import os
 import sys
 
@@ -21,16 +20,13 @@ RECIPE = {2500: 16000, 5000: 24000, 10000: 48000}   # n_people -> steps of this 
 
 
 def load(probe, keep, variant=''):   # variant: another recipe, never averaged with this one's seeds
-    return [dict(arch=r['arch'], tool=r['tool'] == 'True', n_facts=int(r['n_facts']), params=int(r['params']),
-                 seed=int(r['seed']), variant=variant, recall_trained=float(r['recall_trained']),
-                 recall_held_out=float(r['recall_held_out']), recall_unseen=float(r['recall_unseen']))
-            for r in csv.DictReader(open(os.path.join(HERE, '..', probe, 'results.csv'))) if keep(r)]
+    return [r | {'variant': variant} for r in sweep.read_results(os.path.join(HERE, '..', probe, 'results.csv')) if keep(r)]
 
 
 rows = [r for probe in ('tool_w24_1head_16k', 'tool_w24_1head_24k', 'tool_w24_1head_seeds')   # the same width at
-        for r in load(probe, lambda r: RECIPE.get(int(r['n_people'])) == int(r['steps']))]   # other steps: left out
+        for r in load(probe, lambda r: RECIPE.get(r['n_people']) == r['steps'])]   # other steps: left out
 elsewhere = (load('tool_w28_1head', lambda r: True, 'w28') + load('tool_w28_seeds', lambda r: r['variant'] == 'n_head=1', 'w28') +
-             load('../sweep_cpu_seeds', lambda r: r['tool'] == 'True', 'grid') +
+             load('../sweep_cpu_seeds', lambda r: r['tool'], 'grid') +
              load('tool_w28_1head_grown', lambda r: True, 'w28 grown'))
 print(f"{len(rows)} runs, seeds {sorted({r['seed'] for r in rows})}")
 for facts in sorted({r['n_facts'] for r in rows}):

@@ -5,7 +5,6 @@ probes that hold its runs (this one: 8,000 trained people; ../tool_small_mlp_16k
 committed results.csv files only. From the repository root:
     python results/recipe_probes/tool_small_mlp/line.py
 """
-import csv
 import os
 import sys
 
@@ -17,10 +16,7 @@ STEPS = 16000   # the recipe: the same steps at every size
 
 
 def load(probe):
-    return [dict(arch=r['arch'], tool=r['tool'] == 'True', n_facts=int(r['n_facts']), params=int(r['params']),
-                 seed=int(r['seed']), recall_trained=float(r['recall_trained']),
-                 recall_held_out=float(r['recall_held_out']), recall_unseen=float(r['recall_unseen']))
-            for r in csv.DictReader(open(os.path.join(HERE, '..', probe, 'results.csv'))) if int(r['steps']) == STEPS]
+    return [r for r in sweep.read_results(os.path.join(HERE, '..', probe, 'results.csv')) if r['steps'] == STEPS]
 
 
 rows = load('tool_small_mlp') + load('tool_small_mlp_16k')
