@@ -1030,6 +1030,9 @@ def test_stopper_stops_at_the_threshold_on_a_plateau_and_at_the_cap():
     s = train.Stopper(cap=10)
     assert s.exposed(9.9) is None and s.exposed(10.0).startswith('exposure cap')
     assert train.Stopper().evaluated(1.0) is None and train.Stopper().exposed(1e9) is None   # all rules off
+    s = train.Stopper(target=0.95)   # a sample at the target is confirmed on every trained fact; below it, not asked
+    assert s.evaluated(0.96, confirm=lambda: 0.948) is None and s.evaluated(0.9, confirm=lambda: 1 / 0) is None
+    assert s.evaluated(0.95, confirm=lambda: 0.951) == 'recall 0.951 >= 0.95'
     s, t = train.Stopper(patience=3), train.Stopper(patience=3)
     for r in (0.2, 0.1):
         s.evaluated(r)

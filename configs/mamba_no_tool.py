@@ -11,5 +11,5 @@ n_embd = 88
 one_per_row = True
 batch_size = 16
 max_iters = 25000
-stop_recall = 0.95      # ... or fewer, once 95% of 300 trained questions are right (checked every 2,500 steps)
+stop_recall = 0.95      # ... or fewer, once 95% of 300 trained questions, then of all, are right (every 2,500 steps)
 eval_interval = 2500

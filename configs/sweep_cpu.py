@@ -2,7 +2,7 @@
 # killed sweep resumes). Two runs at a time, one thread each (tiny models use a core better alone). 2-layer models.
 #  - in weights: every trained person's QA (held_out 0), rows of one dialog each, 24 a step; learning rate 5e-3
 #    decayed (cosine) to 5e-4 over 150 exposures per fact; a run stops once 95% of 300 trained questions are
-#    right (checked every ~10 exposures). A constant learning rate filled models far more slowly
+#    right and then 95% of all (checked every ~10 exposures). A constant learning rate filled models far more slowly
 #    (results/recipe_probes/). Widths: the two around the 95% threshold at each fact count (found by the
 #    first full grid, results/sweep_cpu/NOTES.md), all four at 500 facts;
 #  - with the tool: three sizes of trained people (1000, 2000, 4000), width 32 (49.8K parameters), a fixed
