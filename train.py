@@ -501,7 +501,7 @@ def train(cfg):
                                      splits=('train',) if stopper.on_recall else data.SPLITS)
             held = {} if cfg['tool'] else {'bits_held_per_param': held_per_param(value_docs[:cfg['eval_max'] or None])[1]}
             log({'step': step, 'recall': recall, 'exposures_per_fact': exposures, **held})
-            confirm = recall_all_trained if cfg['eval_max'] else None   # eval_max 0: the sample is all of them
+            confirm = recall_all_trained if 0 < cfg['eval_max'] < n_facts else None   # else the sample was all of them
             last = stopper.on_recall and stopper.evaluated(recall['train'], confirm) is not None
             eval_wall += time.time() - t_eval
             raw.train()
