@@ -46,8 +46,11 @@ class ModelConfig:
         return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
 
 
+RMS_EPS = 1e-5
+
+
 class RMSNorm(nn.Module):
-    def __init__(self, d, eps=1e-5):
+    def __init__(self, d, eps=RMS_EPS):
         super().__init__()
         self.eps, self.weight = eps, nn.Parameter(torch.ones(d))
 
@@ -170,6 +173,36 @@ class LM(nn.Module):
         return self.head(self.norm(x if at is None else x[at])).float()
 
 
+# The CPU Transformer (transformer_cpu.cpp), built on first use as the scan's cpp backend is.
+_CPU_KERNEL = {"ops": None, "error": None, "tried": False}
+CPU_KERNEL_CHUNKS = 4   # rows cut into this many chunks, summed in order: the same floats for any thread count
+
+
+def cpu_kernel_available(quiet=False):
+    """Whether transformer_cpu.cpp builds here (this may compile it); if not, why is in cpu_kernel_error()."""
+    return ssm_triton.cpp_ops(_CPU_KERNEL, "transformer_cpu", "transformer_cpu.cpp",
+                              "the torch ops for training on CPU", quiet) is not None
+
+
+def cpu_kernel_error():
+    return _CPU_KERNEL["error"]
+
+
+class _CpuLoss(torch.autograd.Function):
+    """The loss from one call that also computes every parameter's gradient; backward scales them."""
+
+    @staticmethod
+    def forward(ctx, idx, lengths, tgt, weight, scale, cos, sin, n_head, *params):
+        out = _CPU_KERNEL["ops"].loss_and_grads(idx, lengths, tgt, weight, scale, [p.detach() for p in params],
+                                                cos, sin, n_head, RMS_EPS, CPU_KERNEL_CHUNKS)
+        ctx.grads = out[1:]
+        return out[0].float()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (None,) * 8 + tuple(g * grad for g in ctx.grads)
+
+
 class Transformer(LM):
     def __init__(self, c):
         assert c.n_embd % c.n_head == 0 and (c.n_embd // c.n_head) % 2 == 0, "n_embd / n_head must be even"
@@ -196,6 +229,18 @@ class Transformer(LM):
     def rope_tables(self, pos):  # for q and k together: (b, t, 2 * heads, head dim)
         c = self.config
         return rope(pos, c.n_embd // c.n_head, c.rope_theta, 2 * c.n_head)
+
+    # -- training on CPU: the loss of rows of one dialog each, forward and backward in one C++ call
+    def cpu_loss(self, idx, lengths, tgt, weight, scale):
+        """sum(weight * cross_entropy(logits, tgt)) * scale over rows idx (b, t) of one document each, the first
+        lengths (b,) tokens real (padding after them), as model(idx, at=weight > 0) and F.cross_entropy give it,
+        but forward and backward in transformer_cpu.cpp: a 0-dim loss whose backward() fills the parameters'
+        gradients. CPU, fp32, and cpu_kernel_available() only."""
+        c, e = self.config, self.config.n_embd // self.config.n_head
+        cos, sin = rope(torch.arange(idx.shape[1])[None], e, c.rope_theta)              # (1, t, 1, e) each
+        cos, sin = cos[0, :, 0, :e // 2].contiguous(), sin[0, :, 0, e // 2:].contiguous()   # (t, e/2) each
+        return _CpuLoss.apply(idx.contiguous(), lengths, tgt.contiguous(), weight.float().contiguous(), float(scale),
+                              cos, sin, c.n_head, *self.parameters())
 
     # -- generation (gpt-fast style: preallocated cache, prefill once, then one token per step)
     def new_cache(self, b, s):

@@ -464,12 +464,14 @@ def _triton_bwd(gy, u, dt, A, B, C, states, chunk):
 # cpp backend: scan_cpu.cpp, built on first use with torch.utils.cpp_extension.load (ninja + a C++ compiler)
 # into the torch_extensions cache (rebuilt only when the source or the flags change), loaded as the
 # operators torch.ops.ssm_scan_cpu.fwd / .bwd. -march=native: the cache is per machine (~/.cache).
+# model.py builds its CPU Transformer (transformer_cpu.cpp) the same way, through cpp_ops.
 
 _CPP = {"ops": None, "error": None, "tried": False}
 
 
-def _build_cpp():
-    """Compile (or load the cached build of) scan_cpu.cpp: its torch.ops namespace. Raises if it cannot."""
+def _build_cpp(name, source):
+    """Compile (or load the cached build of) the C++ file source, beside this file: its torch.ops namespace
+    name. Raises if it cannot."""
     try:  # a pip-installed ninja may not be on PATH when the venv is not activated
         import ninja
         os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
@@ -481,30 +483,34 @@ def _build_cpp():
     cxx = os.environ.get("CXX", "c++")
     if shutil.which(cxx) is None:
         raise RuntimeError(f"no C++ compiler ({cxx!r} not found)")
-    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scan_cpu.cpp")
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), source)
     t0 = time.perf_counter()
-    cpp_extension.load("ssm_scan_cpu", [src], extra_cflags=["-O3", "-march=native", "-fopenmp"],
+    cpp_extension.load(name, [src], extra_cflags=["-O3", "-march=native", "-fopenmp"],
                        extra_ldflags=["-fopenmp"], is_python_module=False)
     if time.perf_counter() - t0 > 2:  # loading a cached build takes well under a second
-        print(f"ssm_triton: compiled the CPU selective scan (scan_cpu.cpp) in {time.perf_counter() - t0:.0f} s",
-              file=sys.stderr, flush=True)
-    return torch.ops.ssm_scan_cpu
+        print(f"compiled {source} in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    return getattr(torch.ops, name)
+
+
+def cpp_ops(cache, name, source, fallback, quiet=False):
+    """torch.ops.<name> from the C++ file source, built on the first call; None if it cannot be built (the
+    reason, one line, is printed once unless quiet, with what is used instead, and kept in cache['error']).
+    cache: {'ops': None, 'error': None, 'tried': False}, one per extension."""
+    if not cache["tried"]:
+        cache["tried"] = True
+        try:
+            cache["ops"] = _build_cpp(name, source)
+        except Exception as e:  # compiler errors come as one long message: keep its first error line
+            lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()] or [type(e).__name__]
+            cache["error"] = next((ln for ln in lines if "error" in ln.lower() and ln != lines[0]), lines[0])[:300]
+            if not quiet:
+                print(f"cannot build {source}, using {fallback}: {cache['error']}", file=sys.stderr, flush=True)
+    return cache["ops"]
 
 
 def _cpp_ops(quiet=False):
-    """torch.ops.ssm_scan_cpu, built on the first call; None if it cannot be built (the reason, one line,
-    is printed once unless quiet, and kept in _CPP['error'])."""
-    if not _CPP["tried"]:
-        _CPP["tried"] = True
-        try:
-            _CPP["ops"] = _build_cpp()
-        except Exception as e:  # compiler errors come as one long message: keep its first error line
-            lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()] or [type(e).__name__]
-            _CPP["error"] = next((ln for ln in lines if "error" in ln.lower() and ln != lines[0]), lines[0])[:300]
-            if not quiet:
-                print(f"ssm_triton: cannot build the CPU selective scan, using the 'torch' backend: "
-                      f"{_CPP['error']}", file=sys.stderr, flush=True)
-    return _CPP["ops"]
+    """torch.ops.ssm_scan_cpu (see cpp_ops), or None."""
+    return cpp_ops(_CPP, "ssm_scan_cpu", "scan_cpu.cpp", "the 'torch' backend of the selective scan", quiet)
 
 
 class _CppScanFn(torch.autograd.Function):
