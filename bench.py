@@ -49,7 +49,7 @@ import packing
 import sample
 import ssm_triton
 import train
-from model import ModelConfig, build_model, generate
+from model import ModelConfig, build_model, cpu_kernel_available, cpu_kernel_error, generate
 
 
 def peak_rss_mb():
@@ -114,12 +114,16 @@ def matmul_flops(n=1024, reps=20):
     return 2 * n ** 3 * reps / (time.perf_counter() - t0)
 
 
-def train_step(model, opt, batch, one_per_row):
-    """One optimizer step (forward + backward + AdamW) on a batch of Packer rows."""
+def train_step(model, opt, batch, one_per_row, cpu_kernel=False):
+    """One optimizer step (forward + backward + AdamW) on a batch of Packer rows; cpu_kernel: as train.py
+    steps one-dialog rows on CPU, forward and backward in transformer_cpu.cpp."""
     idx, tgt, mask, pos, seg = batch
-    at = mask > 0   # as train.py: the head only where the loss is
-    logits = model(idx, at=at) if one_per_row else model(idx, pos=pos, seg=seg, at=at)
-    (F.cross_entropy(logits, tgt[at], reduction='none') * mask[at]).sum().div(mask.sum()).backward()
+    if cpu_kernel:
+        model.cpu_loss(idx, (seg >= 0).sum(1), tgt, mask, 1.0 / float(mask.sum())).backward()
+    else:
+        at = mask > 0   # as train.py: the head only where the loss is
+        logits = model(idx, at=at) if one_per_row else model(idx, pos=pos, seg=seg, at=at)
+        (F.cross_entropy(logits, tgt[at], reduction='none') * mask[at]).sum().div(mask.sum()).backward()
     opt.step()
     opt.zero_grad(set_to_none=True)
 
@@ -176,9 +180,9 @@ def ours(cfg, d, batch_rows, n_batches=4, **over):
     return model, [tuple(torch.from_numpy(a) for a in packer.next_rows(batch_rows)) for _ in range(n_batches)]
 
 
-def stepper(model, batches, one_per_row):
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    return lambda i: train_step(model, opt, batches[i % len(batches)], one_per_row)
+def stepper(model, batches, one_per_row, cpu_kernel=False):
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=cpu_kernel)   # train.py's optimizer with the kernel
+    return lambda i: train_step(model, opt, batches[i % len(batches)], one_per_row, cpu_kernel)
 
 
 def load_nanogpt(path):
@@ -223,13 +227,15 @@ def combined_rate(rounds):
 
 def _pair_worker(cfg, d, widths, rounds, steps, barrier):
     """One of two processes, one thread each (the grid's mode): the 1024^3 matmul, then each width's training
-    step on 64 one-dialog rows, every call started with the other process's (barrier) -> {name: [(work, s)]}."""
+    step on 64 one-dialog rows as train.py takes it (transformer_cpu.cpp where it builds), every call started
+    with the other process's (barrier) -> {name: [(work, s)]}."""
     torch.set_num_threads(1)
+    kernel = cpu_kernel_available(quiet=True)
     a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
     tasks = {'matmul': (lambda i: a @ b, 2 * 1024 ** 3)}
     for width in widths:
         model, batches = ours(cfg, d, 64, n_embd=width, n_head=2, one_per_row=True)
-        tasks[width] = (stepper(model, batches, True), statistics.mean(useful_flops(model, x) for x in batches))
+        tasks[width] = (stepper(model, batches, True, kernel), statistics.mean(useful_flops(model, x) for x in batches))
     out = {name: [] for name in tasks}
     for step, _ in tasks.values():   # warm-up
         step(0)
@@ -254,7 +260,8 @@ def bench_pair(cfg, d, widths, peak2, tok_per_s2, rounds=5, steps=4):
     peak = max(peak2, rate['matmul'])
     print(f"\ntwo processes x 1 thread (the grid's mode): two 1024^3 matmuls at once {rate['matmul'] / 1e9:.1f} GFLOP/s, "
           f"one of 2 threads {peak2 / 1e9:.1f}; the machine's rate: {peak / 1e9:.1f}")
-    print(f"{'  one dialog per row, 64 rows each':40s} {'params':>8s} {'useful tok/s':>13s} {'useful GFLOP/s':>15s} "
+    label = 'transformer_cpu.cpp' if cpu_kernel_available(quiet=True) else 'torch ops'
+    print(f"{'  one dialog per row, 64 rows each, ' + label:40s} {'params':>8s} {'useful tok/s':>13s} {'useful GFLOP/s':>15s} "
           f"{'of matmul':>10s} {'/ 1 process':>12s}")
     for width in widths:
         model, batches = ours(cfg, d, 64, n_embd=width, n_head=2, one_per_row=True)   # its tokens per FLOP
@@ -274,29 +281,38 @@ def bench_train(nanogpt=None, rounds=5):
     # mask (configs/no_tool.py's rows) against rows of one dialog each, batched by length
     print(f"{'2-layer Transformer, no-tool QA':40s} {'params':>8s} {'useful tok/s':>13s} {'ms/step':>8s} "
           f"{'useful GFLOP/s':>15s} {'of matmul':>10s}")
+    # (the C++ step, transformer_cpu.cpp, is what train.py takes for one-dialog rows on CPU; 24 rows: the grid's)
+    kernel = cpu_kernel_available()
+    variants = [('packed 6 x 256', False, 6, False), ('one dialog per row, 64 rows', True, 64, False),
+                ('one dialog per row, 256 rows', True, 256, False)]
+    if kernel:
+        variants += [('one dialog per row, 64 rows, C++', True, 64, True), ('... 24 rows, C++', True, 24, True)]
+    else:
+        print(f"(no C++ step: transformer_cpu.cpp does not build here: {cpu_kernel_error()})")
     one_dialog_steps, one_dialog_name, one_dialog_tps = {}, {}, {}   # width -> its 64 one-dialog rows' step (profiled below), ...
     for width in (16, 32, 64):
         settings, flops, tokens, names = {}, {}, {}, []
-        for label, one, rows in (('packed 6 x 256', False, 6), ('one dialog per row, 64 rows', True, 64),
-                                 ('one dialog per row, 256 rows', True, 256)):
+        for label, one, rows, cpp in variants:
             model, batches = ours(cfg, d, rows, n_embd=width, n_head=2, one_per_row=one)
             name = f"  width {width}, {label}"
-            settings[name] = stepper(model, batches, one)
+            settings[name] = stepper(model, batches, one, cpp)
             flops[name] = statistics.mean(useful_flops(model, b) for b in batches)
             tokens[name] = statistics.mean(int((b[4] >= 0).sum()) for b in batches)
             names.append((name, model.num_params()))
-            if one and rows == 64:
-                one_dialog_steps[width], one_dialog_name[width] = settings[name], name
+            if one and rows == 64 and not cpp:
+                one_dialog_steps[width] = settings[name]   # profiled below
+            if one and rows == 64 and cpp == kernel:
+                one_dialog_name[width] = name              # the two-process table's reference
         sec = interleaved(settings, rounds)
         one_dialog_tps[width] = tokens[one_dialog_name[width]] / sec[one_dialog_name[width]]
         for name, n_params in names:
             print(f"{name:40s} {n_params:>8,d} {tokens[name] / sec[name]:>13,.0f} {sec[name] * 1e3:>8.1f} "
                   f"{flops[name] / sec[name] / 1e9:>15.1f} {flops[name] / sec[name] / peak:>10.1%}")
     # why small widths stay far from the matmul rate: the step's time by kind, one dialog per row (64 rows)
-    print(f"\n{'where the time goes (one dialog per row, 64 rows)':50s} {'matmul':>7s} {'attention':>10s} {'the rest':>9s}")
+    print(f"\n{'where the time goes (one dialog per row, 64 rows, torch ops)':61s} {'matmul':>7s} {'attention':>10s} {'the rest':>9s}")
     for width, step in one_dialog_steps.items():
         b = step_breakdown(step)
-        print(f"  width {width:<42d} {b['matmul']:>7.0%} {b['attention']:>10.0%} {b['rest']:>9.0%}")
+        print(f"  width {width:<53d} {b['matmul']:>7.0%} {b['attention']:>10.0%} {b['rest']:>9.0%}")
     # (2) against nanoGPT's model.py at equal size, on the same dialogs, interleaved
     if nanogpt:
         module = load_nanogpt(nanogpt)
@@ -305,11 +321,11 @@ def bench_train(nanogpt=None, rounds=5):
             ours_model, one_rows = ours(cfg, d, 64, n_embd=width, n_head=2, one_per_row=True)
             _, packed_rows = ours(cfg, d, 6, n_embd=width, n_head=2)
             ng_model, ng_step = nanogpt_stepper(module, ours_model.num_params(), 2, 2, packed_rows)
-            settings = {'ours': stepper(ours_model, one_rows, True), 'nanoGPT': ng_step}
+            settings = {'ours': stepper(ours_model, one_rows, True, kernel), 'nanoGPT': ng_step}
             sec = interleaved(settings, rounds)
             tps = {'ours': statistics.mean(int((b[4] >= 0).sum()) for b in one_rows) / sec['ours'],
                    'nanoGPT': statistics.mean(int((b[4] >= 0).sum()) for b in packed_rows) / sec['nanoGPT']}
-            print(f"  width {width}: ours, one dialog per row (64 rows) {'':17s} {ours_model.num_params():>8,d} "
+            print(f"  width {width}: ours, one dialog per row (64 rows{', C++' if kernel else ''}) {'':{17 - 5 * kernel}s} {ours_model.num_params():>8,d} "
                   f"{tps['ours']:>13,.0f} {tps['ours'] / tps['nanoGPT']:>14.2f}x")
             print(f"  nanoGPT GPT of width {ng_model.config.n_embd}, packed rows 6 x 256 (causal) {'':1s} "
                   f"{sum(p.numel() for p in ng_model.parameters()):>8,d} {tps['nanoGPT']:>13,.0f}")

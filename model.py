@@ -199,8 +199,8 @@ class _CpuLoss(torch.autograd.Function):
         return out[0].float()
 
     @staticmethod
-    def backward(ctx, grad):
-        return (None,) * 8 + tuple(g * grad for g in ctx.grads)
+    def backward(ctx, grad):   # grad is 1 after loss.backward(): no multiplication then
+        return (None,) * 8 + (tuple(ctx.grads) if grad.item() == 1.0 else tuple(g * grad for g in ctx.grads))
 
 
 class Transformer(LM):

@@ -902,16 +902,20 @@ def test_recall_is_the_exact_fraction_of_questions(tiny_data, monkeypatch):
     assert recall == {s: (len(qs) - 1) / len(qs) for s, qs in questions.items()}
 
 
-def test_resume_after_sigkill_is_bit_identical(tmp_path, tiny_data):
+@pytest.mark.parametrize("rows", ["packed", "one dialog, cpu kernel"])
+def test_resume_after_sigkill_is_bit_identical(tmp_path, tiny_data, rows):
     ref, crash = str(tmp_path / 'ref'), str(tmp_path / 'crash')
-    run_train(ref, '--max_iters=16', '--ckpt_interval=4', data_dir=tiny_data)
-    p = run_train(crash, '--max_iters=16', '--ckpt_interval=4', data_dir=tiny_data, wait=False,
+    extra = ['--max_iters=16', '--ckpt_interval=4'] + (['--one_per_row=True'] if rows != 'packed' else [])
+    log = run_train(ref, *extra, data_dir=tiny_data)
+    if rows != 'packed':   # the C++ step where it builds (the tests of transformer_cpu.cpp check that it does)
+        assert ('transformer_cpu.cpp' in log) == M.cpu_kernel_available(quiet=True)
+    p = run_train(crash, *extra, data_dir=tiny_data, wait=False,
                   env={'TRAIN_SIGKILL_AT_STEP': '7'})   # killed between the checkpoints of steps 4 and 8
     p.communicate(timeout=300)
     assert p.returncode == -signal.SIGKILL
     step_at_kill = sample.load_checkpoint(crash)[1]['step']
     assert step_at_kill == 4
-    log = run_train(crash, '--max_iters=16', '--ckpt_interval=4', data_dir=tiny_data)
+    log = run_train(crash, *extra, data_dir=tiny_data)
     assert 'resumed from' in log
     (s1, w1), (s2, w2) = final_weights(ref), final_weights(crash)
     assert s1 == s2 == 16
@@ -1506,7 +1510,7 @@ def test_scan_cpp_backend_is_the_cpu_default_for_fp32(monkeypatch):
 
 
 def test_scan_cpp_build_failure_falls_back_to_torch_with_one_line(monkeypatch, capsys):
-    def broken():
+    def broken(name, source):
         raise RuntimeError("Error building extension 'ssm_scan_cpu': [1/2] c++ -c scan_cpu.cpp\n"
                            "scan_cpu.cpp:1:1: error: boom\nninja: build stopped")
     monkeypatch.delenv("SSM_BACKEND", raising=False)
@@ -1598,6 +1602,92 @@ def test_mixer_trains():
     mixer = MambaMixer(d_model=16)
     mixer(torch.randn(2, 20, 16)).square().mean().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in mixer.parameters())
+
+
+# ----------------------------------------------------------------------------- the CPU Transformer (transformer_cpu.cpp)
+# Its loss and gradients against model.py's Transformer and F.cross_entropy run in float64, on random weights
+# and rows of random lengths. Tolerance: 1e-5 of the loss, and for every parameter 1e-4 of its gradient's
+# largest entry (float32 sums over ~100 terms in another order; measured ~2e-6).
+def need_cpu_kernel():
+    need_cpp()   # the same compiler and ninja
+    assert M.cpu_kernel_available(), M.cpu_kernel_error()
+
+
+def kernel_case(seed, d, h, hidden, n_layer, b=5, t=29, vocab=M.ModelConfig.vocab_size):
+    torch.manual_seed(seed)
+    model = M.build_model(M.ModelConfig(n_layer=n_layer, n_embd=d, n_head=h, mlp_hidden=hidden, init='fan_in'))
+    with torch.no_grad():   # norms' weights away from 1, larger residual outputs: every path carries weight
+        for p in model.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    lengths = torch.randint(1, t + 1, (b,))
+    lengths[0], lengths[-1] = t, 1
+    real = torch.arange(t)[None] < lengths[:, None]
+    idx = torch.randint(0, vocab, (b, t)) * real              # padding: token 0 after each row's length
+    tgt = torch.randint(0, vocab, (b, t))
+    weight = (torch.rand(b, t) < 0.5) * torch.rand(b, t) * real
+    weight[0, -1] = 1.0                                       # the last position of a full row counts
+    return model, idx, lengths, tgt, weight.float()
+
+
+def reference_loss(model, idx, tgt, weight, scale):
+    at = weight > 0
+    logits = model(idx, at=at).double()
+    return (F.cross_entropy(logits, tgt[at], reduction='none') * weight[at].double()).sum() * scale
+
+
+@pytest.mark.parametrize("d, h, hidden, n_layer", [(16, 2, 64, 2), (32, 2, 128, 1), (20, 2, 120, 2),
+                                                   (24, 3, 56, 2), (64, 4, 256, 2), (8, 1, 12, 3)])
+def test_cpu_kernel_matches_float64_reference(d, h, hidden, n_layer):
+    need_cpu_kernel()
+    model, idx, lengths, tgt, weight = kernel_case(d + n_layer, d, h, hidden, n_layer)
+    scale = 1 / float(weight.sum())
+    loss = model.cpu_loss(idx, lengths, tgt, weight, scale)
+    loss.backward()
+    got = {n: p.grad.clone() for n, p in model.named_parameters()}
+    ref_model = model.double()
+    ref_model.zero_grad()
+    ref = reference_loss(ref_model, idx, tgt, weight, scale)
+    ref.backward()
+    assert abs(loss.item() - ref.item()) <= 1e-5 * abs(ref.item())
+    for n, p in ref_model.named_parameters():
+        assert torch.isfinite(got[n]).all(), n
+        assert (got[n].double() - p.grad).abs().max() <= 1e-4 * p.grad.abs().max(), n
+
+
+def test_cpu_kernel_gives_the_same_floats_on_any_thread_count():
+    need_cpu_kernel()
+    model, idx, lengths, tgt, weight = kernel_case(0, 16, 2, 64, 2, b=11)
+    threads, out = torch.get_num_threads(), []
+    try:
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            model.zero_grad()
+            loss = model.cpu_loss(idx, lengths, tgt, weight, 0.01)
+            loss.backward()
+            out.append([loss.detach()] + [p.grad.clone() for p in model.parameters()])
+    finally:
+        torch.set_num_threads(threads)
+    for other in out[1:]:
+        assert all(torch.equal(a, b) for a, b in zip(out[0], other))
+
+
+def test_cpu_kernel_build_failure_is_reported_in_one_line(monkeypatch, capsys):
+    def broken(name, source):
+        raise RuntimeError(f"Error building extension '{name}': [1/2] c++ -c {source}\n"
+                           f"{source}:1:1: error: boom\nninja: build stopped")
+    monkeypatch.setattr(M, "_CPU_KERNEL", {"ops": None, "error": None, "tried": False})
+    monkeypatch.setattr(ssm_triton, "_build_cpp", broken)
+    assert not M.cpu_kernel_available() and not M.cpu_kernel_available()
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "transformer_cpu.cpp:1:1: error: boom" in err and "torch ops" in err
+
+
+def test_cpu_kernel_rejects_a_length_beyond_the_row():
+    need_cpu_kernel()
+    model, idx, lengths, tgt, weight = kernel_case(0, 16, 2, 64, 1)
+    lengths[1] = idx.shape[1] + 1
+    with pytest.raises(RuntimeError, match="length out of range"):
+        model.cpu_loss(idx, lengths, tgt, weight, 1.0)
 
 
 # ----------------------------------------------------------------------------- CALM (calm.py)
