@@ -1682,11 +1682,17 @@ def test_cpu_kernel_build_failure_is_reported_in_one_line(monkeypatch, capsys):
     assert err.count("\n") == 1 and "transformer_cpu.cpp:1:1: error: boom" in err and "torch ops" in err
 
 
-def test_cpu_kernel_rejects_a_length_beyond_the_row():
+@pytest.mark.parametrize("bad", ["length", "token", "target"])
+def test_cpu_kernel_rejects_an_index_out_of_range(bad):
     need_cpu_kernel()
     model, idx, lengths, tgt, weight = kernel_case(0, 16, 2, 64, 1)
-    lengths[1] = idx.shape[1] + 1
-    with pytest.raises(RuntimeError, match="length out of range"):
+    if bad == "length":
+        lengths[1] = idx.shape[1] + 1
+    elif bad == "token":
+        idx[0, 3] = model.config.vocab_size
+    else:
+        tgt[0, -1] = -1   # a position with a weight (kernel_case sets it)
+    with pytest.raises(RuntimeError, match=f"{bad} out of range"):
         model.cpu_loss(idx, lengths, tgt, weight, 1.0)
 
 

@@ -17,7 +17,7 @@
 // Threads: the rows are cut into a fixed number of contiguous chunks (by the batch size alone); each chunk sums
 // its gradients into its own buffer, in row order, and the buffers are added in chunk order: the same floats
 // for any number of threads. Vectors: GCC vector extensions of 8 floats (one AVX2 register; other targets
-// split them), unaligned loads through memcpy.
+// split them), and of 16 for the products where the CPU has AVX-512; unaligned loads through memcpy.
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/cat.h>
@@ -303,7 +303,7 @@ struct GradPtrs {               // into one chunk's buffer, where the parameters
   float *gf, *headT;
 };
 
-struct Work {                  // one chunk's activations and scratch, sized for its longest row
+struct Work {                  // a thread's activations and scratch, sized for the longest row of its chunk
   int T = 0, ldS = 0;
   std::vector<float> X, inv1, A, QKV, P, Y, X2, inv2, Bn, U, M, SG;   // per layer (X: L + 1 of them)
   std::vector<float> dX, dA, dQKV, dY, dU, dM, dS, kvT, logits, rows_n, rows_inv, dn;
@@ -442,7 +442,8 @@ std::vector<at::Tensor> loss_and_grads(const at::Tensor& idx, const at::Tensor& 
   TORCH_CHECK(idx.dim() == 2 && idx.scalar_type() == at::kLong && idx.is_contiguous(), "idx: (b, t) int64");
   TORCH_CHECK(tgt.sizes() == idx.sizes() && tgt.scalar_type() == at::kLong && tgt.is_contiguous(), "tgt like idx");
   TORCH_CHECK(weight.sizes() == idx.sizes() && weight.scalar_type() == at::kFloat && weight.is_contiguous(), "weight");
-  TORCH_CHECK(lengths.dim() == 1 && lengths.size(0) == idx.size(0) && lengths.scalar_type() == at::kLong, "lengths");
+  TORCH_CHECK(lengths.dim() == 1 && lengths.size(0) == idx.size(0) && lengths.scalar_type() == at::kLong &&
+              lengths.is_contiguous(), "lengths: (b,) int64");
   Shape s;
   s.L = (int)((np - 3) / 7), s.V = (int)params[0].size(0), s.d = (int)params[0].size(1), s.h = (int)n_head;
   s.e = s.d / s.h, s.H = (int)params[5].size(0), s.eps = (float)eps;
@@ -466,12 +467,19 @@ std::vector<at::Tensor> loss_and_grads(const at::Tensor& idx, const at::Tensor& 
     W.w13.push_back(w13s.back().data_ptr<float>()), W.w13T.push_back(T_(w13s.back()));
     W.w2.push_back(P(b + 6)), W.w2T.push_back(T_(params[b + 6]));
   }
-  for (int r = 0; r < B; ++r) TORCH_CHECK(lengths[r].item<int64_t>() >= 0 && lengths[r].item<int64_t>() <= Tmax, "length out of range");
+  const int64_t *ip = idx.data_ptr<int64_t>(), *tp = tgt.data_ptr<int64_t>(), *lp = lengths.data_ptr<int64_t>();
+  const float* wp = weight.data_ptr<float>();
+  for (int r = 0; r < B; ++r) {   // every index the rows will read, checked before any work
+    TORCH_CHECK(lp[r] >= 0 && lp[r] <= Tmax, "length out of range: ", lp[r], " for rows of ", Tmax);
+    for (int64_t t = 0; t < lp[r]; ++t) {
+      const int64_t i = r * Tmax + t;
+      TORCH_CHECK(ip[i] >= 0 && ip[i] < s.V, "token out of range: ", ip[i], " for a vocabulary of ", s.V);
+      TORCH_CHECK(wp[i] <= 0 || (tp[i] >= 0 && tp[i] < s.V), "target out of range: ", tp[i]);
+    }
+  }
   const int nchunk = (int)std::max<int64_t>(1, std::min<int64_t>(chunks, B));
   at::Tensor grads = at::zeros({nchunk, offset[np]}, at::kFloat);
   std::vector<double> losses(nchunk, 0.0);
-  const int64_t *ip = idx.data_ptr<int64_t>(), *tp = tgt.data_ptr<int64_t>(), *lp = lengths.data_ptr<int64_t>();
-  const float* wp = weight.data_ptr<float>();
   at::parallel_for(0, nchunk, 1, [&](int64_t c0, int64_t c1) {   // torch's OpenMP threads (-fopenmp)
     for (int64_t c = c0; c < c1; ++c) {
       float* gb = grads.data_ptr<float>() + c * offset[np];
