@@ -34,9 +34,11 @@ Glossary of dimension letters in the shape comments:
     g groups of B/C (channel i uses group i // k), k = d // g channels per group, t time steps of one chunk
 """
 import bisect
+import hashlib
 import itertools
 import math
 import os
+import platform
 import shutil
 import sys
 import time
@@ -463,10 +465,23 @@ def _triton_bwd(gy, u, dt, A, B, C, states, chunk):
 # ----------------------------------------------------------------------------------------------------
 # cpp backend: scan_cpu.cpp, built on first use with torch.utils.cpp_extension.load (ninja + a C++ compiler)
 # into the torch_extensions cache (rebuilt only when the source or the flags change), loaded as the
-# operators torch.ops.ssm_scan_cpu.fwd / .bwd. -march=native: the cache is per machine (~/.cache).
-# model.py builds its CPU Transformer (transformer_cpu.cpp) the same way, through cpp_ops.
+# operators torch.ops.ssm_scan_cpu.fwd / .bwd. -march=native: a build runs only on CPUs with its instruction set,
+# and a home directory can outlive its CPU (a VM moved from an AVX-512 host to an AVX2 one keeps ~/.cache), so the
+# build's name carries a tag of the CPU's features (_cpu_tag). model.py builds its CPU Transformer
+# (transformer_cpu.cpp) the same way, through cpp_ops.
 
 _CPP = {"ops": None, "error": None, "tried": False}
+
+
+def _cpu_tag():
+    """8 hex digits naming this CPU's model and instruction set (/proc/cpuinfo's flags; elsewhere the platform)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            lines = [ln for ln in f if ln.startswith(("flags", "model name", "Features", "CPU part"))]
+        text = "".join(sorted(set(lines)))
+    except OSError:
+        text = platform.machine() + platform.processor()
+    return hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
 def _build_cpp(name, source):
@@ -485,7 +500,7 @@ def _build_cpp(name, source):
         raise RuntimeError(f"no C++ compiler ({cxx!r} not found)")
     src = os.path.join(os.path.dirname(os.path.abspath(__file__)), source)
     t0 = time.perf_counter()
-    cpp_extension.load(name, [src], extra_cflags=["-O3", "-march=native", "-fopenmp"],
+    cpp_extension.load(f"{name}_{_cpu_tag()}", [src], extra_cflags=["-O3", "-march=native", "-fopenmp"],
                        extra_ldflags=["-fopenmp"], is_python_module=False)
     if time.perf_counter() - t0 > 2:  # loading a cached build takes well under a second
         print(f"compiled {source} in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)

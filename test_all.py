@@ -1654,6 +1654,14 @@ def test_cpu_kernel_matches_float64_reference(d, h, hidden, n_layer):
         assert (got[n].double() - p.grad).abs().max() <= 1e-4 * p.grad.abs().max(), n
 
 
+def test_cpu_extensions_are_built_per_cpu():
+    # -march=native builds run only on CPUs with their instruction set: the library's name carries the CPU's tag
+    need_cpu_kernel()
+    tag = ssm_triton._cpu_tag()
+    assert len(tag) == 8 and int(tag, 16) >= 0 and tag == ssm_triton._cpu_tag()
+    assert any(os.path.basename(p) == f"transformer_cpu_{tag}.so" for p in torch.ops.loaded_libraries)
+
+
 def test_cpu_kernel_gives_the_same_floats_on_any_thread_count():
     need_cpu_kernel()
     model, idx, lengths, tgt, weight = kernel_case(0, 16, 2, 64, 2, b=11)
