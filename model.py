@@ -9,6 +9,7 @@ KV cache (Transformer) or the recurrent state (Mamba).
 Dimension letters: b batch, t or l length, d model width, h heads, e head dim, v vocabulary,
 s cache slots; Mamba: d_in inner width (expand * d), n state size, r dt rank, w conv width.
 """
+import functools
 import math
 from dataclasses import dataclass, fields
 
@@ -188,6 +189,14 @@ def cpu_kernel_error():
     return _CPU_KERNEL["error"]
 
 
+@functools.lru_cache(maxsize=16)
+def _rope_halves(t, e, theta):
+    """rope()'s angles for positions 0..t-1 as the kernel takes them: cos and sin, (t, e/2) each (rows are
+    length-bucketed, so a few lengths recur every step)."""
+    cos, sin = rope(torch.arange(t)[None], e, theta)                                   # (1, t, 1, e) each
+    return cos[0, :, 0, :e // 2].contiguous(), sin[0, :, 0, e // 2:].contiguous()
+
+
 class _CpuLoss(torch.autograd.Function):
     """The loss from one call that also computes every parameter's gradient; backward scales them."""
 
@@ -236,9 +245,8 @@ class Transformer(LM):
         lengths (b,) tokens real (padding after them), as model(idx, at=weight > 0) and F.cross_entropy give it,
         but forward and backward in transformer_cpu.cpp: a 0-dim loss whose backward() fills the parameters'
         gradients. CPU, fp32, and cpu_kernel_available() only."""
-        c, e = self.config, self.config.n_embd // self.config.n_head
-        cos, sin = rope(torch.arange(idx.shape[1])[None], e, c.rope_theta)              # (1, t, 1, e) each
-        cos, sin = cos[0, :, 0, :e // 2].contiguous(), sin[0, :, 0, e // 2:].contiguous()   # (t, e/2) each
+        c = self.config
+        cos, sin = _rope_halves(idx.shape[1], c.n_embd // c.n_head, c.rope_theta)
         return _CpuLoss.apply(idx.contiguous(), lengths, tgt.contiguous(), weight.float().contiguous(), float(scale),
                               cos, sin, c.n_head, *self.parameters())
 

@@ -306,7 +306,8 @@ struct GradPtrs {               // into one chunk's buffer, where the parameters
 struct Work {                  // a thread's activations and scratch, sized for the longest row of its chunk
   int T = 0, ldS = 0;
   std::vector<float> X, inv1, A, QKV, P, Y, X2, inv2, Bn, U, M, SG;   // per layer (X: L + 1 of them)
-  std::vector<float> dX, dA, dQKV, dY, dU, dM, dS, kvT, logits, rows_n, rows_inv, dn;
+  std::vector<float> dX, dA, dQKV, dY, dU, dM, dS, kvT, logits, rows_x, rows_n, rows_inv;
+  std::vector<int> loss_pos;   // the positions with a weight (capacity kept between rows: no allocation)
   void size(const Shape& s, int T_) {
     T = T_, ldS = round8(T_);
     const int L = s.L, d = s.d, H = s.H;
@@ -316,7 +317,7 @@ struct Work {                  // a thread's activations and scratch, sized for 
     dX.resize(T * d), dA.resize(T * d), dQKV.resize(T * 3 * d), dY.resize(T * d), dU.resize(T * 2 * H);
     dM.resize(T * H), dS.resize(T * ldS);
     kvT.resize((size_t)std::max(s.e, 8) * ldS);
-    logits.resize((size_t)T * s.V), rows_n.resize(T * d), rows_inv.resize(T), dn.resize(T * d);
+    logits.resize((size_t)T * s.V), rows_x.resize(T * d), rows_n.resize(T * d), rows_inv.resize(T);
   }
 };
 
@@ -356,14 +357,15 @@ double row(const Shape& s, const Weights& W, const GradPtrs& g, Work& k, const i
 
   // the head and the loss, at the positions with a weight
   const float* xf = X(s.L);
-  std::vector<int> pos;
+  std::vector<int>& pos = k.loss_pos;
+  pos.clear();
   for (int t = 0; t < T; ++t)
     if (wt[t] > 0) pos.push_back(t);
   const int n = (int)pos.size();
   double loss = 0.0;
   std::fill(k.dX.begin(), k.dX.begin() + T * d, 0.f);
   if (n > 0) {
-    float* xs = k.dn.data();   // the final states of those rows, gathered
+    float* xs = k.rows_x.data();   // the final states of those rows, gathered
     for (int r = 0; r < n; ++r) std::memcpy(xs + r * d, xf + pos[r] * d, d * sizeof(float));
     rms_fwd(n, d, xs, W.gf, s.eps, k.rows_inv.data(), k.rows_n.data());
     float* lg = k.logits.data();
