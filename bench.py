@@ -30,6 +30,7 @@ import dataclasses
 import importlib.util
 import io
 import json
+import math
 import multiprocessing
 import os
 import resource
@@ -156,18 +157,28 @@ def step_breakdown(step, steps=8):
     return dict(matmul=mm / total, attention=att / total, rest=1 - (mm + att) / total)
 
 
+def steps_for(step, steps=4, min_seconds=0.2):
+    """Warm a step function up; -> how many of its steps fill min_seconds (at least `steps`)."""
+    step(0)
+    t0 = time.perf_counter()
+    step(1)
+    return max(steps, math.ceil(min_seconds / max(time.perf_counter() - t0, 1e-6)))
+
+
 def interleaved(settings, rounds=5, steps=4):
     """settings: {name: step function (of a step number)} -> {name: median seconds per step}. Every round
-    times `steps` steps of each setting in turn, so a drift of the machine's speed hits all alike."""
+    times each setting in turn, so a drift of the machine's speed hits all alike: steps_for() steps, after
+    one untimed step (the first step after another setting's runs on the caches that one filled; a training
+    run never switches models)."""
+    n_steps = {name: steps_for(step, steps) for name, step in settings.items()}
     times = {name: [] for name in settings}
-    for step in settings.values():   # warm-up
-        step(0)
     for r in range(rounds):
         for name, step in settings.items():
+            step(r)
             t0 = time.perf_counter()
-            for i in range(steps):
-                step(r * steps + i)
-            times[name].append((time.perf_counter() - t0) / steps)
+            for i in range(n_steps[name]):
+                step(r * n_steps[name] + i)
+            times[name].append((time.perf_counter() - t0) / n_steps[name])
     return {name: statistics.median(t) for name, t in times.items()}
 
 
@@ -237,15 +248,15 @@ def _pair_worker(cfg, d, widths, rounds, steps, barrier):
         model, batches = ours(cfg, d, 64, n_embd=width, n_head=2, one_per_row=True)
         tasks[width] = (stepper(model, batches, True, kernel), statistics.mean(useful_flops(model, x) for x in batches))
     out = {name: [] for name in tasks}
-    for step, _ in tasks.values():   # warm-up
-        step(0)
+    n_steps = {name: steps_for(step, steps) for name, (step, _) in tasks.items()}
     for r in range(rounds):
         for name, (step, work) in tasks.items():
+            step(r)   # untimed, as in interleaved()
             barrier.wait()
             t0 = time.perf_counter()
-            for i in range(steps):
-                step(r * steps + i)
-            out[name].append((work * steps, time.perf_counter() - t0))
+            for i in range(n_steps[name]):
+                step(r * n_steps[name] + i)
+            out[name].append((work * n_steps[name], time.perf_counter() - t0))
     return out
 
 
