@@ -190,11 +190,10 @@ def cpu_kernel_error():
 
 
 @functools.lru_cache(maxsize=16)
-def _rope_halves(t, e, theta):
-    """rope()'s angles for positions 0..t-1 as the kernel takes them: cos and sin, (t, e/2) each (rows are
-    length-bucketed, so a few lengths recur every step)."""
-    cos, sin = rope(torch.arange(t)[None], e, theta)                                   # (1, t, 1, e) each
-    return cos[0, :, 0, :e // 2].contiguous(), sin[0, :, 0, e // 2:].contiguous()
+def _rope_rows(t, n_head, e, theta):
+    """rope()'s tables for positions 0..t-1 over the q and k heads, as the kernel takes them: cos and sin, (t, 2 *
+    n_head * e) each (rows are length-bucketed, so a few lengths recur every step)."""
+    return tuple(z[0].reshape(t, -1) for z in rope(torch.arange(t)[None], e, theta, 2 * n_head))
 
 
 class _CpuLoss(torch.autograd.Function):
@@ -246,7 +245,7 @@ class Transformer(LM):
         but forward and backward in transformer_cpu.cpp: a 0-dim loss whose backward() fills the parameters'
         gradients. CPU, fp32, and cpu_kernel_available() only."""
         c = self.config
-        cos, sin = _rope_halves(idx.shape[1], c.n_embd // c.n_head, c.rope_theta)
+        cos, sin = _rope_rows(idx.shape[1], c.n_head, c.n_embd // c.n_head, c.rope_theta)
         return _CpuLoss.apply(idx.contiguous(), lengths, tgt.contiguous(), weight.float().contiguous(), float(scale),
                               cos, sin, c.n_head, *self.parameters())
 

@@ -39,7 +39,7 @@ inline v8 load8(const float* p) { v8 v; std::memcpy(&v, p, sizeof v); return v; 
 inline void store8(float* p, v8 v) { std::memcpy(p, &v, sizeof v); }
 typedef int32_t vi8 __attribute__((vector_size(32)));
 inline int round8(int n) { return (n + 7) & ~7; }
-inline float hsum(v8 v) { float s = 0.f; for (int i = 0; i < 8; ++i) s += v[i]; return s; }
+inline float hsum(v8 v) { return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7])); }  // a tree: 3 adds deep, not 7
 inline float hmax(v8 v) { float m = v[0]; for (int i = 1; i < 8; ++i) m = std::max(m, v[i]); return m; }
 const vi8 iota{0, 1, 2, 3, 4, 5, 6, 7};
 
@@ -193,40 +193,41 @@ void rms_bwd(int T, int d, const float* x, const float* inv, const float* g, con
   }
 }
 
-// the heads [0, nh) of width e starting at column 0 of rows of ld floats, turned by position: pairs (i, i + e/2)
-// -> (x1 cos - x2 sin, x2 cos + x1 sin); sign -1 turns back (the backward: the transpose of a rotation)
-void rope(int T, int nh, int e, float* x, int ld, const float* cs, const float* sn, float sign) {
+// the heads of width e in the first w columns of rows of ld floats (q and k: w = 2d), turned by position: pairs
+// (i, i + e/2) -> (x1 cos - x2 sin, x2 cos + x1 sin), i.e. x C + swap(x) S with model.rope()'s tables written out
+// per row, C = (cos, cos) and S = (-sin, sin) per head, (T, w) each; sign -1 turns back (the backward: the
+// transpose of a rotation). swap(x), the pairs exchanged, is copied out first, so the rest runs 8 floats at a time.
+void rope(int T, int w, int e, float* x, int ld, const float* C, const float* S, float sign, float* swapped) {
   const int half = e / 2;
-  for (int t = 0; t < T; ++t)
-    for (int hd = 0; hd < nh; ++hd) {
-      float* p = x + t * ld + hd * e;
-      for (int i = 0; i < half; ++i) {
-        const float c = cs[t * half + i], s = sign * sn[t * half + i], x1 = p[i], x2 = p[i + half];
-        p[i] = x1 * c - x2 * s;
-        p[i + half] = x2 * c + x1 * s;
-      }
-    }
+  for (int t = 0; t < T; ++t) {
+    float* p = x + t * ld;
+    const float *c = C + t * w, *sn = S + t * w;
+    for (int hd = 0; hd < w; hd += e)
+      for (int i = 0; i < half; ++i) swapped[hd + i] = p[hd + i + half], swapped[hd + i + half] = p[hd + i];
+    int j = 0;
+    for (; j + 8 <= w; j += 8) store8(p + j, load8(p + j) * load8(c + j) + sign * load8(swapped + j) * load8(sn + j));
+    for (; j < w; ++j) p[j] = p[j] * c[j] + sign * swapped[j] * sn[j];
+  }
 }
 
-// row p of causal scores: p[c] = softmax_c(p[c] * scale) over c <= i, 0 for c in (i, ld)
-void softmax_causal(float* p, int i, int ld, float scale) {
+// row p of causal scores, unnormalized: p[c] = exp((p[c] - max) * scale) over c <= i, 0 for c in (i, ld);
+// -> 1 / sum(p), by which the caller scales the row's output (one pass fewer than normalizing p here)
+float softmax_causal(float* p, int i, int ld, float scale) {
   const int n = round8(i + 1);
   v8 mx = splat(-INFINITY), sum{};
   for (int c = 0; c < n; c += 8) {
-    v8 v = load8(p + c) * scale;
-    v = iota + c <= i ? v : splat(-INFINITY);
-    store8(p + c, v);
+    const v8 v = iota + c <= i ? load8(p + c) : splat(-INFINITY);
     mx = mx > v ? mx : v;
   }
   const float m = hmax(mx);
   for (int c = 0; c < n; c += 8) {
-    const v8 v = vexp(load8(p + c) - m);
+    v8 v = vexp((load8(p + c) - m) * scale);
+    v = iota + c <= i ? v : v8{};
     store8(p + c, v);
     sum += v;
   }
-  const float r = 1.f / hsum(sum);
-  for (int c = 0; c < n; c += 8) store8(p + c, load8(p + c) * r);
   std::fill(p + n, p + ld, 0.f);
+  return 1.f / hsum(sum);
 }
 
 // m = silu(u1) * u3 for rows of u = (u1, u3), H each, keeping sg = sigmoid(u1); and the backward: du1, du3 from dm
@@ -305,18 +306,18 @@ struct GradPtrs {               // into one chunk's buffer, where the parameters
 
 struct Work {                  // a thread's activations and scratch, sized for the longest row of its chunk
   int T = 0, ldS = 0;
-  std::vector<float> X, inv1, A, QKV, P, Y, X2, inv2, Bn, U, M, SG;   // per layer (X: L + 1 of them)
-  std::vector<float> dX, dA, dQKV, dY, dU, dM, dS, kvT, logits, rows_x, rows_n, rows_inv;
+  std::vector<float> X, inv1, A, QKV, P, Rs, Y, X2, inv2, Bn, U, M, SG;   // per layer (X: L + 1 of them)
+  std::vector<float> dX, dA, dQKV, dY, dU, dM, dS, kvT, dYr, swapped, logits, rows_x, rows_n, rows_inv;
   std::vector<int> loss_pos;   // the positions with a weight (capacity kept between rows: no allocation)
   void size(const Shape& s, int T_) {
     T = T_, ldS = round8(T_);
     const int L = s.L, d = s.d, H = s.H;
     X.resize((size_t)(L + 1) * T * d), inv1.resize(L * T), A.resize(L * T * d), QKV.resize(L * T * 3 * d);
-    P.resize((size_t)L * s.h * T * ldS), Y.resize(L * T * d), X2.resize(L * T * d), inv2.resize(L * T);
+    P.resize((size_t)L * s.h * T * ldS), Rs.resize(L * s.h * T), Y.resize(L * T * d), X2.resize(L * T * d), inv2.resize(L * T);
     Bn.resize(L * T * d), U.resize((size_t)L * T * 2 * H), M.resize((size_t)L * T * H), SG.resize((size_t)L * T * H);
     dX.resize(T * d), dA.resize(T * d), dQKV.resize(T * 3 * d), dY.resize(T * d), dU.resize(T * 2 * H);
     dM.resize(T * H), dS.resize(T * ldS);
-    kvT.resize((size_t)std::max(s.e, 8) * ldS);
+    kvT.resize((size_t)std::max(s.e, 8) * ldS), dYr.resize(T * s.e), swapped.resize(2 * d);
     logits.resize((size_t)T * s.V), rows_x.resize(T * d), rows_n.resize(T * d), rows_inv.resize(T);
   }
 };
@@ -335,15 +336,18 @@ double row(const Shape& s, const Weights& W, const GradPtrs& g, Work& k, const i
     float *bn = at(k.Bn, l, d), *u = at(k.U, l, 2 * H), *m = at(k.M, l, H), *P = at(k.P, l, h * ldS);
     rms_fwd(T, d, x, W.g1[l], s.eps, at(k.inv1, l, 1), a);
     gemm(T, d3, d, a, d, W.wqkvT[l], d3, qkv, d3, false);
-    rope(T, 2 * h, e, qkv, d3, cs, sn, 1.f);
+    rope(T, 2 * d, e, qkv, d3, cs, sn, 1.f, k.swapped.data());
     for (int j = 0; j < h; ++j) {
       float* Ph = P + (size_t)j * T * ldS;           // (T, ldS) the softmax, zero above the diagonal
       float* kT = k.kvT.data();                      // (e, ldS) this head's keys, transposed
       std::fill(kT, kT + e * ldS, 0.f);
       transpose(T, e, qkv + d + j * e, d3, kT, ldS);
       gemm(T, ldS, e, qkv + j * e, d3, kT, ldS, Ph, ldS, false, LIMIT_N);
-      for (int i = 0; i < T; ++i) softmax_causal(Ph + (size_t)i * ldS, i, ldS, att_scale);
+      float* r = at(k.Rs, l, h) + j * T;            // (T,) 1 / each row's softmax sum
+      for (int i = 0; i < T; ++i) r[i] = softmax_causal(Ph + (size_t)i * ldS, i, ldS, att_scale);
       gemm(T, e, T, Ph, ldS, qkv + 2 * d + j * e, d3, y + j * e, d, false, LIMIT_K);
+      for (int i = 0; i < T; ++i)
+        for (int c = 0; c < e; ++c) y[i * d + j * e + c] *= r[i];
     }
     std::memcpy(x2, x, sizeof(float) * T * d);
     gemm(T, d, d, y, d, W.woT[l], d, x2, d, true);
@@ -406,21 +410,25 @@ double row(const Shape& s, const Weights& W, const GradPtrs& g, Work& k, const i
       std::fill(vT, vT + e * ldS, 0.f);
       transpose(T, e, qkv + 2 * d + j * e, d3, vT, ldS);
       gemm(T, ldS, e, dY + j * e, d, vT, ldS, dS, ldS, false, LIMIT_N);   // dP
-      for (int i = 0; i < T; ++i) {   // dS = P (dP - sum(P dP)) / sqrt(e); P is 0 beyond i
+      const float* r = at(k.Rs, l, h) + j * T;
+      for (int i = 0; i < T; ++i) {   // dS = P (dP - sum(P dP)) / sqrt(e) with P = r Ph; Ph is 0 beyond i
         const float* p = Ph + (size_t)i * ldS;
         float* ds = dS + (size_t)i * ldS;
         const int n = round8(i + 1);
         v8 dot{};
         for (int c = 0; c < n; c += 8) dot += load8(p + c) * load8(ds + c);
-        const float dt = hsum(dot);
-        for (int c = 0; c < n; c += 8) store8(ds + c, load8(p + c) * (load8(ds + c) - dt) * att_scale);
+        const float dt = r[i] * hsum(dot), f = r[i] * att_scale;
+        for (int c = 0; c < n; c += 8) store8(ds + c, load8(p + c) * (load8(ds + c) - dt) * f);
         std::fill(ds + n, ds + ldS, 0.f);
       }
+      float* dyr = k.dYr.data();   // (T, e) this head's dy, rows scaled by r: P^T dy = Ph^T (r dy)
+      for (int i = 0; i < T; ++i)
+        for (int c = 0; c < e; ++c) dyr[i * e + c] = dY[i * d + j * e + c] * r[i];
       gemm(T, e, T, dS, ldS, qkv + d + j * e, d3, dQKV + j * e, d3, false, LIMIT_K);   // dq = dS k
       gemm_at(T, e, T, dS, ldS, qkv + j * e, d3, dQKV + d + j * e, d3, false, FROM_M);       // dk = dS^T q
-      gemm_at(T, e, T, Ph, ldS, dY + j * e, d, dQKV + 2 * d + j * e, d3, false, FROM_M);      // dv = P^T dy
+      gemm_at(T, e, T, Ph, ldS, dyr, e, dQKV + 2 * d + j * e, d3, false, FROM_M);             // dv = P^T dy
     }
-    rope(T, 2 * h, e, dQKV, d3, cs, sn, -1.f);
+    rope(T, 2 * d, e, dQKV, d3, cs, sn, -1.f, k.swapped.data());
     gemm_at(d, d3, T, a, d, dQKV, d3, g.wqkvT[l], d3, true);
     float* dA = k.dA.data();
     gemm(T, d, d3, dQKV, d3, W.wqkv[l], d, dA, d, false);
@@ -451,7 +459,8 @@ std::vector<at::Tensor> loss_and_grads(const at::Tensor& idx, const at::Tensor& 
   s.e = s.d / s.h, s.H = (int)params[5].size(0), s.eps = (float)eps;
   TORCH_CHECK(s.e * s.h == s.d && s.e % 2 == 0, "width / heads must be even");
   const int B = (int)idx.size(0), Tmax = (int)idx.size(1);
-  TORCH_CHECK(cos.size(0) >= Tmax && cos.size(1) == s.e / 2 && cos.is_contiguous() && sin.is_contiguous(), "rope tables");
+  TORCH_CHECK(cos.dim() == 2 && cos.size(0) >= Tmax && cos.size(1) == 2 * s.d && cos.sizes() == sin.sizes() &&
+              cos.is_contiguous() && sin.is_contiguous(), "rope tables: (t, 2 * width) each");
 
   std::vector<int64_t> offset(np + 1, 0);
   for (int64_t i = 0; i < np; ++i) offset[i + 1] = offset[i] + params[i].numel();
