@@ -1636,7 +1636,8 @@ def reference_loss(model, idx, tgt, weight, scale):
 
 
 @pytest.mark.parametrize("d, h, hidden, n_layer", [(16, 2, 64, 2), (32, 2, 128, 1), (20, 2, 120, 2),
-                                                   (24, 3, 56, 2), (64, 4, 256, 2), (8, 1, 12, 3)])
+                                                   (24, 3, 56, 2), (64, 4, 256, 2), (8, 1, 12, 3),
+                                                   (16, 4, 40, 1), (64, 2, 96, 1)])   # head dims 4-32
 def test_cpu_kernel_matches_float64_reference(d, h, hidden, n_layer):
     need_cpu_kernel()
     model, idx, lengths, tgt, weight = kernel_case(d + n_layer, d, h, hidden, n_layer)

@@ -196,17 +196,34 @@ void rms_bwd(int T, int d, const float* x, const float* inv, const float* g, con
 // the heads of width e in the first w columns of rows of ld floats (q and k: w = 2d), turned by position: pairs
 // (i, i + e/2) -> (x1 cos - x2 sin, x2 cos + x1 sin), i.e. x C + swap(x) S with model.rope()'s tables written out
 // per row, C = (cos, cos) and S = (-sin, sin) per head, (T, w) each; sign -1 turns back (the backward: the
-// transpose of a rotation). swap(x), the pairs exchanged, is copied out first, so the rest runs 8 floats at a time.
-void rope(int T, int w, int e, float* x, int ld, const float* C, const float* S, float sign, float* swapped) {
+// transpose of a rotation). 8 floats at a time where swap(x) is a load (e/2 a multiple of 8) or a shuffle of one
+// (e divides 8); else float by float.
+void rope(int T, int w, int e, float* x, int ld, const float* C, const float* S, float sign) {
   const int half = e / 2;
+  const vi8 swap = (iota / e) * e + (iota % e + half) % e;   // lanes of a vector of heads of e <= 8, pairs swapped
   for (int t = 0; t < T; ++t) {
     float* p = x + t * ld;
     const float *c = C + t * w, *sn = S + t * w;
-    for (int hd = 0; hd < w; hd += e)
-      for (int i = 0; i < half; ++i) swapped[hd + i] = p[hd + i + half], swapped[hd + i + half] = p[hd + i];
-    int j = 0;
-    for (; j + 8 <= w; j += 8) store8(p + j, load8(p + j) * load8(c + j) + sign * load8(swapped + j) * load8(sn + j));
-    for (; j < w; ++j) p[j] = p[j] * c[j] + sign * swapped[j] * sn[j];
+    if (half % 8 == 0) {
+      for (int hd = 0; hd < w; hd += e)
+        for (int i = hd; i < hd + half; i += 8) {
+          const v8 x1 = load8(p + i), x2 = load8(p + i + half);
+          store8(p + i, x1 * load8(c + i) + sign * x2 * load8(sn + i));
+          store8(p + i + half, x2 * load8(c + i + half) + sign * x1 * load8(sn + i + half));
+        }
+    } else if (8 % e == 0 && w % 8 == 0) {
+      for (int j = 0; j < w; j += 8) {
+        const v8 v = load8(p + j);
+        store8(p + j, v * load8(c + j) + sign * __builtin_shuffle(v, swap) * load8(sn + j));
+      }
+    } else {
+      for (int hd = 0; hd < w; hd += e)
+        for (int i = hd; i < hd + half; ++i) {
+          const float x1 = p[i], x2 = p[i + half];
+          p[i] = x1 * c[i] + sign * x2 * sn[i];
+          p[i + half] = x2 * c[i + half] + sign * x1 * sn[i + half];
+        }
+    }
   }
 }
 
@@ -307,7 +324,7 @@ struct GradPtrs {               // into one chunk's buffer, where the parameters
 struct Work {                  // a thread's activations and scratch, sized for the longest row of its chunk
   int T = 0, ldS = 0;
   std::vector<float> X, inv1, A, QKV, P, Rs, Y, X2, inv2, Bn, U, M, SG;   // per layer (X: L + 1 of them)
-  std::vector<float> dX, dA, dQKV, dY, dU, dM, dS, kvT, dYr, swapped, logits, rows_x, rows_n, rows_inv;
+  std::vector<float> dX, dA, dQKV, dY, dU, dM, dS, kvT, dYr, logits, rows_x, rows_n, rows_inv;
   std::vector<int> loss_pos;   // the positions with a weight (capacity kept between rows: no allocation)
   void size(const Shape& s, int T_) {
     T = T_, ldS = round8(T_);
@@ -317,7 +334,7 @@ struct Work {                  // a thread's activations and scratch, sized for 
     Bn.resize(L * T * d), U.resize((size_t)L * T * 2 * H), M.resize((size_t)L * T * H), SG.resize((size_t)L * T * H);
     dX.resize(T * d), dA.resize(T * d), dQKV.resize(T * 3 * d), dY.resize(T * d), dU.resize(T * 2 * H);
     dM.resize(T * H), dS.resize(T * ldS);
-    kvT.resize((size_t)std::max(s.e, 8) * ldS), dYr.resize(T * s.e), swapped.resize(2 * d);
+    kvT.resize((size_t)std::max(s.e, 8) * ldS), dYr.resize(T * s.e);
     logits.resize((size_t)T * s.V), rows_x.resize(T * d), rows_n.resize(T * d), rows_inv.resize(T);
   }
 };
@@ -336,7 +353,7 @@ double row(const Shape& s, const Weights& W, const GradPtrs& g, Work& k, const i
     float *bn = at(k.Bn, l, d), *u = at(k.U, l, 2 * H), *m = at(k.M, l, H), *P = at(k.P, l, h * ldS);
     rms_fwd(T, d, x, W.g1[l], s.eps, at(k.inv1, l, 1), a);
     gemm(T, d3, d, a, d, W.wqkvT[l], d3, qkv, d3, false);
-    rope(T, 2 * d, e, qkv, d3, cs, sn, 1.f, k.swapped.data());
+    rope(T, 2 * d, e, qkv, d3, cs, sn, 1.f);
     for (int j = 0; j < h; ++j) {
       float* Ph = P + (size_t)j * T * ldS;           // (T, ldS) the softmax, zero above the diagonal
       float* kT = k.kvT.data();                      // (e, ldS) this head's keys, transposed
@@ -428,7 +445,7 @@ double row(const Shape& s, const Weights& W, const GradPtrs& g, Work& k, const i
       gemm_at(T, e, T, dS, ldS, qkv + j * e, d3, dQKV + d + j * e, d3, false, FROM_M);       // dk = dS^T q
       gemm_at(T, e, T, Ph, ldS, dyr, e, dQKV + 2 * d + j * e, d3, false, FROM_M);             // dv = P^T dy
     }
-    rope(T, 2 * d, e, dQKV, d3, cs, sn, -1.f, k.swapped.data());
+    rope(T, 2 * d, e, dQKV, d3, cs, sn, -1.f);
     gemm_at(d, d3, T, a, d, dQKV, d3, g.wqkvT[l], d3, true);
     float* dA = k.dA.data();
     gemm(T, d, d3, dQKV, d3, W.wqkv[l], d, dA, d, false);
