@@ -67,7 +67,8 @@ inline float sexp(float x) { return vexp(splat(x))[0]; }
 // are summed in registers over k (R * NV accumulators; per k, NV loads of B and R broadcasts of A): strips of
 // 2 and 1 wide vectors (16 floats with AVX-512, else 8), then of 8 floats, then a scalar tail.
 // Causal limits, so that the attention products skip what the mask zeroes (all entries they skip are 0):
-//   LIMIT_N: a block of rows [m0, m0 + R) needs columns below round8(m0 + R) only (scores q k^T, dP);
+//   LIMIT_N: a block of rows [m0, m0 + R) needs columns below round8(m0 + R) only (scores q k^T, dP; the
+//            columns past that within the block's last 8 are left unwritten: their readers never read them);
 //   LIMIT_K: ... needs k < m0 + R only (P v, dS k);
 //   FROM_M:  ... needs k >= m0 only (dS^T q, P^T dy: the keys' and values' gradients).
 // gemm_at takes A transposed, stored (K x M) with leading dim lda: C = A^T B without a transpose (x^T dy for the
@@ -115,11 +116,17 @@ inline void rows(int n, int k0, int k1, const float* A, int lda, const float* B,
 template <class V, int NV, int RM, bool AT>
 void strip(int M, int n0, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc, bool acc,
            Limit limit) {
+  constexpr int L = sizeof(V) / 4;
   for (int m0 = 0; m0 < M; m0 += RM) {
     const int R = std::min(RM, M - m0);
-    if (limit == LIMIT_N && n0 >= round8(m0 + R)) continue;   // above the diagonal
     const int k0 = limit == FROM_M ? std::min(m0, K) : 0, k1 = limit == LIMIT_K ? std::min(m0 + R, K) : K;
-    rows<V, NV, RM, AT>(R, k0, k1, AT ? A + m0 : A + m0 * lda, lda, B + n0, ldb, C + m0 * ldc + n0, ldc, acc);
+    const float* Am = AT ? A + m0 : A + m0 * lda;
+    if (limit == LIMIT_N && n0 + NV * L > round8(m0 + R)) {   // the diagonal in this strip: 8 columns at a time
+      for (int n = n0; n < round8(m0 + R); n += 8)            // up to it (the rest is never read)
+        rows<v8, 1, RM, AT>(R, k0, k1, Am, lda, B + n, ldb, C + m0 * ldc + n, ldc, acc);
+      continue;
+    }
+    rows<V, NV, RM, AT>(R, k0, k1, Am, lda, B + n0, ldb, C + m0 * ldc + n0, ldc, acc);
   }
 }
 
