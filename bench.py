@@ -119,14 +119,14 @@ def train_step(model, opt, batch, one_per_row, cpu_kernel=False):
     """One optimizer step (forward + backward + AdamW) on a batch of Packer rows; cpu_kernel: as train.py
     steps one-dialog rows on CPU, forward and backward in transformer_cpu.cpp."""
     idx, tgt, mask, pos, seg = batch
-    if cpu_kernel:
-        model.cpu_loss(idx, (seg >= 0).sum(1), tgt, mask, 1.0 / float(mask.sum())).backward()
+    if cpu_kernel:   # the gradients added to .grad
+        model.cpu_loss(idx, (seg >= 0).sum(1), tgt, mask, 1.0 / float(mask.sum()))
     else:
         at = mask > 0   # as train.py: the head only where the loss is
         logits = model(idx, at=at) if one_per_row else model(idx, pos=pos, seg=seg, at=at)
         (F.cross_entropy(logits, tgt[at], reduction='none') * mask[at]).sum().div(mask.sum()).backward()
     opt.step()
-    opt.zero_grad(set_to_none=True)
+    opt.zero_grad(set_to_none=not cpu_kernel)
 
 
 def useful_flops(model, batch):

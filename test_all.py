@@ -1642,9 +1642,10 @@ def test_cpu_kernel_matches_float64_reference(d, h, hidden, n_layer):
     need_cpu_kernel()
     model, idx, lengths, tgt, weight = kernel_case(d + n_layer, d, h, hidden, n_layer)
     scale = 1 / float(weight.sum())
-    loss = model.cpu_loss(idx, lengths, tgt, weight, scale)
-    loss.backward()
+    loss = model.cpu_loss(idx, lengths, tgt, weight, scale)   # fills .grad
     got = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.cpu_loss(idx, lengths, tgt, weight, scale)          # adds to it, as backward() does
+    assert all(torch.equal(p.grad, 2 * got[n]) for n, p in model.named_parameters())
     ref_model = model.double()
     ref_model.zero_grad()
     ref = reference_loss(ref_model, idx, tgt, weight, scale)
@@ -1672,8 +1673,7 @@ def test_cpu_kernel_gives_the_same_floats_on_any_thread_count():
             torch.set_num_threads(n)
             model.zero_grad()
             loss = model.cpu_loss(idx, lengths, tgt, weight, 0.01)
-            loss.backward()
-            out.append([loss.detach()] + [p.grad.clone() for p in model.parameters()])
+            out.append([loss] + [p.grad.clone() for p in model.parameters()])
     finally:
         torch.set_num_threads(threads)
     for other in out[1:]:

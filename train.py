@@ -464,21 +464,21 @@ def train(cfg):
             x, y, w, p, s = (a[rows].to(device, non_blocking=True) for a in (idx, tgt, mask, pos, seg))
             sync = world == 1 or m == A - 1
             ctx = contextlib.nullcontext() if sync else model.no_sync()
-            with ctx, autocast:
-                if cpu_kernel:   # forward and backward in one C++ call
-                    loss = raw.cpu_loss(x, (s >= 0).sum(1), y, w, 1.0 / n_loss.item())
-                else:
+            if cpu_kernel:   # forward and backward in one C++ call, the gradients added to .grad
+                loss = raw.cpu_loss(x, (s >= 0).sum(1), y, w, 1.0 / n_loss.item())
+            else:
+                with ctx, autocast:
                     if cfg['one_per_row']:   # causal attention, no mask
                         p = s = None
                     at = w > 0   # logits only where the loss is (the head is a large part of a tiny model)
                     logits, y, w = model(x, pos=p, seg=s, at=at), y[at], w[at]
                     loss = (F.cross_entropy(logits, y, reduction='none') * w).sum() / n_loss.to(device)
-            (loss * world).backward()   # DDP averages gradients over ranks; we want the global mean
+                (loss * world).backward()   # DDP averages gradients over ranks; we want the global mean
             loss_sum += loss.detach().float().cpu()
         if cfg['grad_clip'] > 0:
             torch.nn.utils.clip_grad_norm_(raw.parameters(), cfg['grad_clip'])
         optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad(set_to_none=not cpu_kernel)   # the kernel adds into the kept buffers
         step += 1
         tokens_seen += int((seg >= 0).sum())
         wall += time.time() - t0

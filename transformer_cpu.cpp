@@ -20,15 +20,14 @@
 // split them), and of 16 for the products where the CPU has AVX-512; unaligned loads through memcpy.
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
-#include <ATen/ops/cat.h>
-#include <ATen/ops/empty.h>
-#include <ATen/ops/zeros.h>
+#include <ATen/ops/scalar_tensor.h>
 #include <torch/library.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <new>
 #include <vector>
 
 namespace {
@@ -158,10 +157,12 @@ void gemm_at(int M, int N, int K, const float* A, int lda, const float* B, int l
   product<true>(M, N, K, A, lda, B, ldb, C, ldc, acc, limit);
 }
 
-// dst[c x r] = src[r x c]^T (leading dims given)
+// dst[c x r] = src[r x c]^T (leading dims given), in tiles of 16 x 16 (whole cache lines read and written)
 void transpose(int r, int c, const float* src, int lds, float* dst, int ldd) {
-  for (int i = 0; i < r; ++i)
-    for (int j = 0; j < c; ++j) dst[j * ldd + i] = src[i * lds + j];
+  for (int i0 = 0; i0 < r; i0 += 16)
+    for (int j0 = 0; j0 < c; j0 += 16)
+      for (int i = i0; i < std::min(i0 + 16, r); ++i)
+        for (int j = j0; j < std::min(j0 + 16, c); ++j) dst[j * ldd + i] = src[i * lds + j];
 }
 
 // ---------------------------------------------------------------------------------------------------- pieces
@@ -311,6 +312,22 @@ double cross_entropy(float* p, int V, int64_t target, float w) {
 }
 
 // ---------------------------------------------------------------------------------------------------- one model
+// float buffers on 64-byte boundaries: a 16-float load from an address that is not one spans two cache lines
+template <class T>
+struct Aligned64 {
+  using value_type = T;
+  Aligned64() = default;
+  template <class U>
+  Aligned64(const Aligned64<U>&) {}
+  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64))); }
+  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t(64)); }
+  template <class U>
+  bool operator==(const Aligned64<U>&) const { return true; }
+  template <class U>
+  bool operator!=(const Aligned64<U>&) const { return false; }
+};
+typedef std::vector<float, Aligned64<float>> Floats;
+
 struct Shape {
   int L, d, h, e, H, V;
   float eps;
@@ -318,7 +335,7 @@ struct Shape {
 
 struct Weights {               // read-only; the transposes are made once per call
   const float* embed;          // (V, d)
-  std::vector<const float*> g1, wqkv, wqkvT, wo, woT, g2, w13, w13T, w2, w2T;  // per layer
+  std::vector<const float*> g1, wqkv, wqkvT, wo, woT, g2, w1, w3, w13T, w2, w2T;  // per layer
   const float *gf, *head, *headT;
 };
 
@@ -330,8 +347,8 @@ struct GradPtrs {               // into one chunk's buffer, where the parameters
 
 struct Work {                  // a thread's activations and scratch, sized for the longest row of its chunk
   int T = 0, ldS = 0;
-  std::vector<float> X, inv1, A, QKV, P, Rs, Y, X2, inv2, Bn, U, M, SG;   // per layer (X: L + 1 of them)
-  std::vector<float> dX, dA, dQKV, dY, dU, dM, dS, kvT, dYr, logits, rows_x, rows_n, rows_inv;
+  Floats X, inv1, A, QKV, P, Rs, Y, X2, inv2, Bn, U, M, SG;   // per layer (X: L + 1 of them)
+  Floats dX, dA, dQKV, dY, dU, dM, dS, kvT, dYr, logits, rows_x, rows_n, rows_inv;
   std::vector<int> loss_pos;   // the positions with a weight (capacity kept between rows: no allocation)
   void size(const Shape& s, int T_) {
     T = T_, ldS = round8(T_);
@@ -352,7 +369,7 @@ double row(const Shape& s, const Weights& W, const GradPtrs& g, Work& k, const i
   const int d = s.d, h = s.h, e = s.e, H = s.H, V = s.V, ldS = k.ldS, d3 = 3 * d;
   const float att_scale = 1.f / std::sqrt((float)e);
   auto X = [&](int l) { return k.X.data() + (size_t)l * k.T * d; };
-  auto at = [&](std::vector<float>& v, int l, int per_t) { return v.data() + (size_t)l * k.T * per_t; };
+  auto at = [&](Floats& v, int l, int per_t) { return v.data() + (size_t)l * k.T * per_t; };
 
   for (int t = 0; t < T; ++t) std::memcpy(X(0) + t * d, W.embed + idx[t] * d, d * sizeof(float));
   for (int l = 0; l < s.L; ++l) {
@@ -422,7 +439,8 @@ double row(const Shape& s, const Weights& W, const GradPtrs& g, Work& k, const i
     gate_bwd(T, H, u, at(k.SG, l, H), dM, dU);
     gemm_at(d, 2 * H, T, bn, d, dU, 2 * H, g.w13T[l], 2 * H, true);
     float* dB = k.dA.data();
-    gemm(T, d, 2 * H, dU, 2 * H, W.w13[l], d, dB, d, false);
+    gemm(T, d, H, dU, 2 * H, W.w1[l], d, dB, d, false);
+    gemm(T, d, H, dU + H, 2 * H, W.w3[l], d, dB, d, true);
     rms_bwd(T, d, x2, at(k.inv2, l, 1), W.g2[l], dB, dX, g.g2[l]);
     // x2 = x + y Wo^T
     float *dY = k.dY.data(), *dQKV = k.dQKV.data();
@@ -463,16 +481,27 @@ double row(const Shape& s, const Weights& W, const GradPtrs& g, Work& k, const i
   return loss;
 }
 
-// params: embed, then per layer g1, wqkv, wo, g2, w1, w3, w2, then gf, head (model.py's order, fp32, contiguous)
-// -> [loss (a 0-dim fp64 tensor), the gradients of the params in the same order]
-std::vector<at::Tensor> loss_and_grads(const at::Tensor& idx, const at::Tensor& lengths, const at::Tensor& tgt,
-                                       const at::Tensor& weight, double scale, const std::vector<at::Tensor>& params,
-                                       const at::Tensor& cos, const at::Tensor& sin, int64_t n_head, double eps,
-                                       int64_t chunks) {
+// a weight (rows x cols) written transposed into dst (cols x rows) at column offset col, leading dim ld
+void transpose_into(const at::Tensor& w, float* dst, int ld, int col) {
+  const int r = (int)w.size(0), c = (int)w.size(1);
+  transpose(r, c, w.data_ptr<float>(), c, dst + col, ld);
+}
+
+// params: embed, then per layer g1, wqkv, wo, g2, w1, w3, w2, then gf, head (model.py's order, fp32, contiguous);
+// grads: a tensor like each, to which its gradient is added (as loss.backward() adds to .grad) -> the loss (fp64)
+at::Tensor loss_and_grads(const at::Tensor& idx, const at::Tensor& lengths, const at::Tensor& tgt,
+                          const at::Tensor& weight, double scale, const std::vector<at::Tensor>& params,
+                          const std::vector<at::Tensor>& grads, const at::Tensor& cos, const at::Tensor& sin,
+                          int64_t n_head, double eps, int64_t chunks) {
   const int64_t np = (int64_t)params.size();
   TORCH_CHECK(np >= 4 && (np - 3) % 7 == 0, "expected embed, 7 tensors per layer, norm, head");
-  for (const auto& p : params)
+  TORCH_CHECK((int64_t)grads.size() == np, "one gradient per parameter");
+  for (int64_t i = 0; i < np; ++i) {
+    const at::Tensor &p = params[i], &gr = grads[i];
     TORCH_CHECK(p.scalar_type() == at::kFloat && p.is_contiguous() && p.device().is_cpu(), "fp32 contiguous CPU params");
+    TORCH_CHECK(gr.scalar_type() == at::kFloat && gr.is_contiguous() && gr.sizes() == p.sizes() && gr.device().is_cpu(),
+                "grads: fp32 contiguous CPU tensors shaped like the params");
+  }
   TORCH_CHECK(idx.dim() == 2 && idx.scalar_type() == at::kLong && idx.is_contiguous(), "idx: (b, t) int64");
   TORCH_CHECK(tgt.sizes() == idx.sizes() && tgt.scalar_type() == at::kLong && tgt.is_contiguous(), "tgt like idx");
   TORCH_CHECK(weight.sizes() == idx.sizes() && weight.scalar_type() == at::kFloat && weight.is_contiguous(), "weight");
@@ -482,26 +511,9 @@ std::vector<at::Tensor> loss_and_grads(const at::Tensor& idx, const at::Tensor& 
   s.L = (int)((np - 3) / 7), s.V = (int)params[0].size(0), s.d = (int)params[0].size(1), s.h = (int)n_head;
   s.e = s.d / s.h, s.H = (int)params[5].size(0), s.eps = (float)eps;
   TORCH_CHECK(s.e * s.h == s.d && s.e % 2 == 0, "width / heads must be even");
-  const int B = (int)idx.size(0), Tmax = (int)idx.size(1);
+  const int B = (int)idx.size(0), Tmax = (int)idx.size(1), d = s.d, H = s.H, V = s.V;
   TORCH_CHECK(cos.dim() == 2 && cos.size(0) >= Tmax && cos.size(1) == 2 * s.d && cos.sizes() == sin.sizes() &&
               cos.is_contiguous() && sin.is_contiguous(), "rope tables: (t, 2 * width) each");
-
-  std::vector<int64_t> offset(np + 1, 0);
-  for (int64_t i = 0; i < np; ++i) offset[i + 1] = offset[i] + params[i].numel();
-  std::vector<at::Tensor> trans;   // transposed weights, (in, out): products run along contiguous rows of B
-  auto T_ = [&](const at::Tensor& w) { trans.push_back(w.t().contiguous()); return trans.back().data_ptr<float>(); };
-  Weights W;
-  auto P = [&](int64_t i) { return params[i].data_ptr<float>(); };
-  W.embed = P(0), W.gf = P(np - 2), W.head = P(np - 1), W.headT = T_(params[np - 1]);
-  std::vector<at::Tensor> w13s;
-  for (int l = 0; l < s.L; ++l) {
-    const int64_t b = 1 + 7 * l;
-    W.g1.push_back(P(b)), W.wqkv.push_back(P(b + 1)), W.wqkvT.push_back(T_(params[b + 1]));
-    W.wo.push_back(P(b + 2)), W.woT.push_back(T_(params[b + 2])), W.g2.push_back(P(b + 3));
-    w13s.push_back(at::cat({params[b + 4], params[b + 5]}, 0));   // (2H, d)
-    W.w13.push_back(w13s.back().data_ptr<float>()), W.w13T.push_back(T_(w13s.back()));
-    W.w2.push_back(P(b + 6)), W.w2T.push_back(T_(params[b + 6]));
-  }
   const int64_t *ip = idx.data_ptr<int64_t>(), *tp = tgt.data_ptr<int64_t>(), *lp = lengths.data_ptr<int64_t>();
   const float* wp = weight.data_ptr<float>();
   for (int r = 0; r < B; ++r) {   // every index the rows will read, checked before any work
@@ -512,12 +524,46 @@ std::vector<at::Tensor> loss_and_grads(const at::Tensor& idx, const at::Tensor& 
       TORCH_CHECK(wp[i] <= 0 || (tp[i] >= 0 && tp[i] < s.V), "target out of range: ", tp[i]);
     }
   }
+
+  // Buffers kept by the calling thread between calls (no allocation, nor its page faults, per step): the
+  // transposed weights (in, out), and each chunk's gradient buffer, laid out as the params, with wqkv, w1 | w3
+  // (side by side: the slot of w1 holds both) and head transposed (GradPtrs); every slot on 64 bytes.
+  std::vector<int64_t> offset(np + 1, 0);
+  for (int64_t i = 0; i < np; ++i) {
+    const int64_t k = (i - 1) % 7, size = i > 0 && i < np - 2 && k == 4 ? 2 * params[i].numel()
+                                          : i > 0 && i < np - 2 && k == 5 ? 0 : params[i].numel();
+    offset[i + 1] = (offset[i] + size + 15) / 16 * 16;
+  }
+  const int64_t n = offset[np];
   const int nchunk = (int)std::max<int64_t>(1, std::min<int64_t>(chunks, B));
-  at::Tensor grads = at::zeros({nchunk, offset[np]}, at::kFloat);
+  static thread_local Floats wT_, gbuf_;
+  wT_.resize(n), gbuf_.resize(nchunk * n);
+  float *wT = wT_.data(), *gbuf = gbuf_.data();   // (the worker threads below have thread_locals of their own)
+  Weights W;
+  auto P = [&](int64_t i) { return params[i].data_ptr<float>(); };
+  W.embed = P(0), W.gf = P(np - 2), W.head = P(np - 1), W.headT = wT + offset[np - 1];
+  for (int l = 0; l < s.L; ++l) {
+    const int64_t b = 1 + 7 * l;
+    W.g1.push_back(P(b)), W.wqkv.push_back(P(b + 1)), W.wqkvT.push_back(wT + offset[b + 1]);
+    W.wo.push_back(P(b + 2)), W.woT.push_back(wT + offset[b + 2]), W.g2.push_back(P(b + 3));
+    W.w1.push_back(P(b + 4)), W.w3.push_back(P(b + 5)), W.w13T.push_back(wT + offset[b + 4]);
+    W.w2.push_back(P(b + 6)), W.w2T.push_back(wT + offset[b + 6]);
+  }
+  at::parallel_for(0, np, 1, [&](int64_t i0, int64_t i1) {   // the transposes, a weight each
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t k = (i - 1) % 7;   // its place in a layer
+      if (i == np - 1) transpose_into(params[i], wT + offset[i], V, 0);
+      else if (i == 0 || i == np - 2 || k == 0 || k == 3) continue;   // embed, norms: not transposed
+      else if (k == 4 || k == 5) transpose_into(params[i], wT + offset[i - k + 4], 2 * H, k == 4 ? 0 : H);
+      else transpose_into(params[i], wT + offset[i], (int)params[i].size(0), 0);
+    }
+  });
+
   std::vector<double> losses(nchunk, 0.0);
   at::parallel_for(0, nchunk, 1, [&](int64_t c0, int64_t c1) {   // torch's OpenMP threads (-fopenmp)
     for (int64_t c = c0; c < c1; ++c) {
-      float* gb = grads.data_ptr<float>() + c * offset[np];
+      float* gb = gbuf + c * n;
+      std::fill(gb, gb + n, 0.f);
       GradPtrs g;
       g.embed = gb, g.gf = gb + offset[np - 2], g.headT = gb + offset[np - 1];
       for (int l = 0; l < s.L; ++l) {
@@ -528,7 +574,7 @@ std::vector<at::Tensor> loss_and_grads(const at::Tensor& idx, const at::Tensor& 
       const int r0 = (int)((int64_t)B * c / nchunk), r1 = (int)((int64_t)B * (c + 1) / nchunk);
       int Tc = 1;
       for (int r = r0; r < r1; ++r) Tc = std::max<int>(Tc, (int)lp[r]);
-      static thread_local Work k;   // kept between calls: no allocation (and its page faults) per step;
+      static thread_local Work k;   // kept between calls, as the buffers above;
       k.size(s, Tc);                // everything in it is written before it is read
       for (int r = r0; r < r1; ++r) {
         const int T = (int)lp[r];
@@ -538,30 +584,43 @@ std::vector<at::Tensor> loss_and_grads(const at::Tensor& idx, const at::Tensor& 
       }
     }
   });
+
+  // each gradient += the chunks' buffers summed in chunk order (the same floats on any number of threads), read
+  // transposed back where they were summed transposed: grad[o][j] += sum_c buf_c[src + j * ld + o]; in tiles of
+  // 16 x 16, so that the buffers are read and the gradient written a cache line at a time
+  at::parallel_for(0, np, 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      float* out = grads[i].data_ptr<float>();
+      const int64_t k = (i - 1) % 7;
+      int64_t src = offset[i], rows = 1, cols = params[i].numel(), ld = 1, step = 1;   // plain: grad[0][j]
+      if (i == np - 1 || (i > 0 && i < np - 2 && (k == 1 || k == 4 || k == 5))) {   // head, wqkv, w1, w3
+        rows = params[i].size(0), cols = params[i].size(1), ld = rows, step = 16;
+        if (k == 4 || k == 5) src = offset[i - k + 4] + (k == 5 ? H : 0), ld = 2 * H;
+      }
+      float sum[16][16];
+      for (int64_t j0 = 0; j0 < cols; j0 += 16)
+        for (int64_t o0 = 0; o0 < rows; o0 += step) {
+          const int jn = (int)std::min<int64_t>(16, cols - j0), on = (int)std::min<int64_t>(step, rows - o0);
+          for (int c = 0; c < nchunk; ++c)
+            for (int j = 0; j < jn; ++j)
+              for (int o = 0; o < on; ++o) {
+                const float b = gbuf[c * n + src + (j0 + j) * ld + o0 + o];
+                sum[j][o] = c == 0 ? b : sum[j][o] + b;
+              }
+          for (int o = 0; o < on; ++o)
+            for (int j = 0; j < jn; ++j) out[(o0 + o) * cols + j0 + j] += sum[j][o];
+        }
+    }
+  });
   double loss = 0.0;
   for (int c = 0; c < nchunk; ++c) loss += losses[c];
-  at::Tensor total = grads[0];
-  for (int c = 1; c < nchunk; ++c) total.add_(grads[c]);
-  std::vector<at::Tensor> out{at::empty({}, at::kDouble).fill_(loss)};
-  auto region = [&](int64_t i, int64_t n) { return total.narrow(0, offset[i], offset[i + n] - offset[i]); };
-  auto untranspose = [&](int64_t i, int64_t n, int64_t in) {   // (in, out) -> (out, in)
-    return region(i, n).view({in, -1}).t().contiguous();
-  };
-  for (int64_t i = 0; i < np; ++i) out.push_back(region(i, 1).view(params[i].sizes()));
-  out[np] = untranspose(np - 1, 1, s.d);
-  for (int l = 0; l < s.L; ++l) {
-    const int64_t b = 1 + 7 * l;
-    out[1 + b + 1] = untranspose(b + 1, 1, s.d);
-    const at::Tensor w13 = untranspose(b + 4, 2, s.d);   // (2H, d)
-    out[1 + b + 4] = w13.narrow(0, 0, s.H).contiguous(), out[1 + b + 5] = w13.narrow(0, s.H, s.H).contiguous();
-  }
-  return out;
+  return at::scalar_tensor(loss, at::kDouble);
 }
 
 }  // namespace
 
 TORCH_LIBRARY(transformer_cpu, m) {
   m.def("loss_and_grads(Tensor idx, Tensor lengths, Tensor tgt, Tensor weight, float scale, Tensor[] params, "
-        "Tensor cos, Tensor sin, int n_head, float eps, int chunks) -> Tensor[]");
+        "Tensor(a!)[] grads, Tensor cos, Tensor sin, int n_head, float eps, int chunks) -> Tensor");
   m.impl("loss_and_grads", c10::DispatchKey::CPU, TORCH_FN(loss_and_grads));
 }
