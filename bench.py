@@ -236,10 +236,10 @@ def combined_rate(rounds):
     return statistics.median(sum(w for w, _ in r) / max(t for _, t in r) for r in rounds)
 
 
-def _pair_worker(cfg, d, widths, rounds, steps, barrier):
+def _pair_worker(cfg, d, widths, rounds, n_steps, barrier):
     """One of two processes, one thread each (the grid's mode): the 1024^3 matmul, then each width's training
-    step on 64 one-dialog rows as train.py takes it (transformer_cpu.cpp where it builds), every call started
-    with the other process's (barrier) -> {name: [(work, s)]}."""
+    step on 64 one-dialog rows as train.py takes it (transformer_cpu.cpp where it builds), n_steps[name] of
+    them (the same in both), every round started with the other process's (barrier) -> {name: [(work, s)]}."""
     torch.set_num_threads(1)
     kernel = cpu_kernel_available(quiet=True)
     a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
@@ -248,7 +248,8 @@ def _pair_worker(cfg, d, widths, rounds, steps, barrier):
         model, batches = ours(cfg, d, 64, n_embd=width, n_head=2, one_per_row=True)
         tasks[width] = (stepper(model, batches, True, kernel), statistics.mean(useful_flops(model, x) for x in batches))
     out = {name: [] for name in tasks}
-    n_steps = {name: steps_for(step, steps) for name, (step, _) in tasks.items()}
+    for step, _ in tasks.values():   # warm-up
+        step(0)
     for r in range(rounds):
         for name, (step, work) in tasks.items():
             step(r)   # untimed, as in interleaved()
@@ -260,25 +261,31 @@ def _pair_worker(cfg, d, widths, rounds, steps, barrier):
     return out
 
 
-def bench_pair(cfg, d, widths, peak2, tok_per_s2, rounds=5, steps=4):
+def bench_pair(cfg, d, widths, peak2, tok_per_s2, sec_per_step2, rounds=5, seconds=0.4):
     """Two processes of one thread each, side by side, as sweep.py runs the grid: their combined useful
-    FLOP/s against the machine's matmul rate (the better of one 2-thread and two 1-thread matmuls)."""
+    FLOP/s against the machine's matmul rate (the better of one 2-thread and two 1-thread matmuls), and
+    against one process of 2 threads (tok_per_s2). Both processes time the same number of steps, about
+    `seconds` of work each (from the 2-thread step's time, sec_per_step2)."""
+    n_steps = {'matmul': math.ceil(seconds * peak2 / 2 / 1024 ** 3),
+               **{w: math.ceil(seconds / 2 / sec_per_step2[w]) for w in widths}}
     spawn = multiprocessing.get_context('spawn')
     barrier = spawn.Manager().Barrier(2)
     with concurrent.futures.ProcessPoolExecutor(2, mp_context=spawn) as pool:
-        outs = list(pool.map(_pair_worker, *zip(*[(cfg, d, widths, rounds, steps, barrier)] * 2)))
+        outs = list(pool.map(_pair_worker, *zip(*[(cfg, d, widths, rounds, n_steps, barrier)] * 2)))
     rate = {name: combined_rate(list(zip(*(o[name] for o in outs)))) for name in outs[0]}
     peak = max(peak2, rate['matmul'])
     print(f"\ntwo processes x 1 thread (the grid's mode): two 1024^3 matmuls at once {rate['matmul'] / 1e9:.1f} GFLOP/s, "
           f"one of 2 threads {peak2 / 1e9:.1f}; the machine's rate: {peak / 1e9:.1f}")
     label = 'transformer_cpu.cpp' if cpu_kernel_available(quiet=True) else 'torch ops'
     print(f"{'  one dialog per row, 64 rows each, ' + label:40s} {'params':>8s} {'useful tok/s':>13s} {'useful GFLOP/s':>15s} "
-          f"{'of matmul':>10s} {'/ 1 process':>12s}")
-    for width in widths:
-        model, batches = ours(cfg, d, 64, n_embd=width, n_head=2, one_per_row=True)   # its tokens per FLOP
-        tok = rate[width] * statistics.mean(int((x[4] >= 0).sum()) / useful_flops(model, x) for x in batches)
+          f"{'of matmul':>10s} {'/ 1 process':>12s} {'1 process of matmul':>20s}")
+    for width in widths:   # the last column: the one 2-thread process above, against the same rate
+        model, batches = ours(cfg, d, 64, n_embd=width, n_head=2, one_per_row=True)
+        tok_per_flop = statistics.mean(int((x[4] >= 0).sum()) / useful_flops(model, x) for x in batches)
+        tok = rate[width] * tok_per_flop
         print(f"  width {width:<32d} {model.num_params():>8,d} {tok:>13,.0f} {rate[width] / 1e9:>15.1f} "
-              f"{rate[width] / peak:>10.1%} {tok / tok_per_s2[width]:>11.2f}x")
+              f"{rate[width] / peak:>10.1%} {tok / tok_per_s2[width]:>11.2f}x "
+              f"{tok_per_s2[width] / tok_per_flop / peak:>20.1%}")
 
 
 def bench_train(nanogpt=None, rounds=5):
@@ -300,7 +307,7 @@ def bench_train(nanogpt=None, rounds=5):
         variants += [('one dialog per row, 64 rows, C++', True, 64, True), ('... 24 rows, C++', True, 24, True)]
     else:
         print(f"(no C++ step: transformer_cpu.cpp does not build here: {cpu_kernel_error()})")
-    one_dialog_steps, one_dialog_name, one_dialog_tps = {}, {}, {}   # width -> its 64 one-dialog rows' step (profiled below), ...
+    one_dialog_steps, one_dialog_name, one_dialog_tps, one_dialog_sec = {}, {}, {}, {}   # width -> its 64 one-dialog rows' step (profiled below), ...
     for width in (16, 32, 64):
         settings, flops, tokens, names = {}, {}, {}, []
         for label, one, rows, cpp in variants:
@@ -315,7 +322,8 @@ def bench_train(nanogpt=None, rounds=5):
             if one and rows == 64 and cpp == kernel:
                 one_dialog_name[width] = name              # the two-process table's reference
         sec = interleaved(settings, rounds)
-        one_dialog_tps[width] = tokens[one_dialog_name[width]] / sec[one_dialog_name[width]]
+        one_dialog_sec[width] = sec[one_dialog_name[width]]
+        one_dialog_tps[width] = tokens[one_dialog_name[width]] / one_dialog_sec[width]
         for name, n_params in names:
             print(f"{name:40s} {n_params:>8,d} {tokens[name] / sec[name]:>13,.0f} {sec[name] * 1e3:>8.1f} "
                   f"{flops[name] / sec[name] / 1e9:>15.1f} {flops[name] / sec[name] / peak:>10.1%}")
@@ -340,7 +348,7 @@ def bench_train(nanogpt=None, rounds=5):
                   f"{tps['ours']:>13,.0f} {tps['ours'] / tps['nanoGPT']:>14.2f}x")
             print(f"  nanoGPT GPT of width {ng_model.config.n_embd}, packed rows 6 x 256 (causal) {'':1s} "
                   f"{sum(p.numel() for p in ng_model.parameters()):>8,d} {tps['nanoGPT']:>13,.0f}")
-    bench_pair(cfg, d, (16, 32, 64), peak, one_dialog_tps, rounds)
+    bench_pair(cfg, d, (16, 32, 64), peak, one_dialog_tps, one_dialog_sec, rounds)
     # (3) Mamba against a Transformer of about the same size, same data and rows
     tool = train.get_config(['configs/tool.py'])
     dt = data.dir_of(tool)
