@@ -307,7 +307,8 @@ def bench_train(nanogpt=None, rounds=5):
         variants += [('one dialog per row, 64 rows, C++', True, 64, True), ('... 24 rows, C++', True, 24, True)]
     else:
         print(f"(no C++ step: transformer_cpu.cpp does not build here: {cpu_kernel_error()})")
-    one_dialog_steps, one_dialog_name, one_dialog_tps, one_dialog_sec = {}, {}, {}, {}   # width -> its 64 one-dialog rows' step (profiled below), ...
+    # width -> its 64 one-dialog rows' step (profiled below), its name, tokens/s and seconds per step
+    one_dialog_steps, one_dialog_name, one_dialog_tps, one_dialog_sec = {}, {}, {}, {}
     for width in (16, 32, 64):
         settings, flops, tokens, names = {}, {}, {}, []
         for label, one, rows, cpp in variants:
