@@ -15,9 +15,10 @@
 // the padding, so only the first `length` tokens of a row are computed.
 //
 // Threads: the rows are cut into a fixed number of contiguous chunks (by the batch size alone); each chunk sums
-// its gradients into its own buffer, in row order, and the buffers are added in chunk order: the same floats
-// for any number of threads. Vectors: GCC vector extensions of 8 floats (one AVX2 register; other targets
-// split them), and of 16 for the products where the CPU has AVX-512; unaligned loads through memcpy.
+// its gradients into its own buffer, in row order, and the buffers are added in chunk order to the caller's
+// gradient tensors (.grad, as loss.backward() adds to it): the same floats for any number of threads.
+// Vectors: GCC vector extensions of 8 floats (one AVX2 register; other targets split them), and of 16 for the
+// products where the CPU has AVX-512; loads through memcpy, from buffers kept on 64-byte boundaries.
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/scalar_tensor.h>
