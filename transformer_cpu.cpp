@@ -512,7 +512,7 @@ at::Tensor loss_and_grads(const at::Tensor& idx, const at::Tensor& lengths, cons
   s.L = (int)((np - 3) / 7), s.V = (int)params[0].size(0), s.d = (int)params[0].size(1), s.h = (int)n_head;
   s.e = s.d / s.h, s.H = (int)params[5].size(0), s.eps = (float)eps;
   TORCH_CHECK(s.e * s.h == s.d && s.e % 2 == 0, "width / heads must be even");
-  const int B = (int)idx.size(0), Tmax = (int)idx.size(1), d = s.d, H = s.H, V = s.V;
+  const int B = (int)idx.size(0), Tmax = (int)idx.size(1), H = s.H, V = s.V;
   TORCH_CHECK(cos.dim() == 2 && cos.size(0) >= Tmax && cos.size(1) == 2 * s.d && cos.sizes() == sin.sizes() &&
               cos.is_contiguous() && sin.is_contiguous(), "rope tables: (t, 2 * width) each");
   const int64_t *ip = idx.data_ptr<int64_t>(), *tp = tgt.data_ptr<int64_t>(), *lp = lengths.data_ptr<int64_t>();
