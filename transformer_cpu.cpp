@@ -488,6 +488,13 @@ void transpose_into(const at::Tensor& w, float* dst, int ld, int col) {
   transpose(r, c, w.data_ptr<float>(), c, dst + col, ld);
 }
 
+// a parameter's role, from its place in model.py's order (embed, 7 per layer, final norm, head)
+enum Role { EMBED, NORM, WQKV, WO, W1, W3, W2, HEAD };
+Role role(int64_t i, int64_t np) {
+  static const Role in_layer[7] = {NORM, WQKV, WO, NORM, W1, W3, W2};
+  return i == 0 ? EMBED : i == np - 1 ? HEAD : i == np - 2 ? NORM : in_layer[(i - 1) % 7];
+}
+
 // params: embed, then per layer g1, wqkv, wo, g2, w1, w3, w2, then gf, head (model.py's order, fp32, contiguous);
 // grads: a tensor like each, to which its gradient is added (as loss.backward() adds to .grad) -> the loss (fp64)
 at::Tensor loss_and_grads(const at::Tensor& idx, const at::Tensor& lengths, const at::Tensor& tgt,
@@ -512,7 +519,7 @@ at::Tensor loss_and_grads(const at::Tensor& idx, const at::Tensor& lengths, cons
   s.L = (int)((np - 3) / 7), s.V = (int)params[0].size(0), s.d = (int)params[0].size(1), s.h = (int)n_head;
   s.e = s.d / s.h, s.H = (int)params[5].size(0), s.eps = (float)eps;
   TORCH_CHECK(s.e * s.h == s.d && s.e % 2 == 0, "width / heads must be even");
-  const int B = (int)idx.size(0), Tmax = (int)idx.size(1), H = s.H, V = s.V;
+  const int B = (int)idx.size(0), Tmax = (int)idx.size(1), H = s.H;
   TORCH_CHECK(cos.dim() == 2 && cos.size(0) >= Tmax && cos.size(1) == 2 * s.d && cos.sizes() == sin.sizes() &&
               cos.is_contiguous() && sin.is_contiguous(), "rope tables: (t, 2 * width) each");
   const int64_t *ip = idx.data_ptr<int64_t>(), *tp = tgt.data_ptr<int64_t>(), *lp = lengths.data_ptr<int64_t>();
@@ -531,8 +538,8 @@ at::Tensor loss_and_grads(const at::Tensor& idx, const at::Tensor& lengths, cons
   // (side by side: the slot of w1 holds both) and head transposed (GradPtrs); every slot on 64 bytes.
   std::vector<int64_t> offset(np + 1, 0);
   for (int64_t i = 0; i < np; ++i) {
-    const int64_t k = (i - 1) % 7, size = i > 0 && i < np - 2 && k == 4 ? 2 * params[i].numel()
-                                          : i > 0 && i < np - 2 && k == 5 ? 0 : params[i].numel();
+    const Role r = role(i, np);
+    const int64_t size = r == W1 ? 2 * params[i].numel() : r == W3 ? 0 : params[i].numel();
     offset[i + 1] = (offset[i] + size + 15) / 16 * 16;
   }
   const int64_t n = offset[np];
@@ -552,11 +559,9 @@ at::Tensor loss_and_grads(const at::Tensor& idx, const at::Tensor& lengths, cons
   }
   at::parallel_for(0, np, 1, [&](int64_t i0, int64_t i1) {   // the transposes, a weight each
     for (int64_t i = i0; i < i1; ++i) {
-      const int64_t k = (i - 1) % 7;   // its place in a layer
-      if (i == np - 1) transpose_into(params[i], wT + offset[i], V, 0);
-      else if (i == 0 || i == np - 2 || k == 0 || k == 3) continue;   // embed, norms: not transposed
-      else if (k == 4 || k == 5) transpose_into(params[i], wT + offset[i - k + 4], 2 * H, k == 4 ? 0 : H);
-      else transpose_into(params[i], wT + offset[i], (int)params[i].size(0), 0);
+      const Role r = role(i, np);
+      if (r == W1 || r == W3) transpose_into(params[i], wT + offset[r == W1 ? i : i - 1], 2 * H, r == W1 ? 0 : H);
+      else if (r != EMBED && r != NORM) transpose_into(params[i], wT + offset[i], (int)params[i].size(0), 0);
     }
   });
 
@@ -592,11 +597,11 @@ at::Tensor loss_and_grads(const at::Tensor& idx, const at::Tensor& lengths, cons
   at::parallel_for(0, np, 1, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
       float* out = grads[i].data_ptr<float>();
-      const int64_t k = (i - 1) % 7;
+      const Role r = role(i, np);
       int64_t src = offset[i], rows = 1, cols = params[i].numel(), ld = 1, step = 1;   // plain: grad[0][j]
-      if (i == np - 1 || (i > 0 && i < np - 2 && (k == 1 || k == 4 || k == 5))) {   // head, wqkv, w1, w3
+      if (r == HEAD || r == WQKV || r == W1 || r == W3) {   // summed transposed
         rows = params[i].size(0), cols = params[i].size(1), ld = rows, step = 16;
-        if (k == 4 || k == 5) src = offset[i - k + 4] + (k == 5 ? H : 0), ld = 2 * H;
+        if (r == W1 || r == W3) src = r == W1 ? offset[i] : offset[i - 1] + H, ld = 2 * H;
       }
       float sum[16][16];
       for (int64_t j0 = 0; j0 < cols; j0 += 16)
